@@ -1,0 +1,246 @@
+//! The command line: roles and admin commands in one clap tree, resolved together with
+//! `MODE` into what this process does.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::{config_cmd, healthcheck, migrate_status};
+use crate::config::{self, LoadOptions, Loaded, Mode, Settings, Source};
+use crate::roles::{self, Role, RoleContext};
+
+/// kiln: one binary that runs a Dify-style backend.
+///
+/// With no subcommand, MODE picks the role (standalone when unset).
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, long_about = None)]
+pub struct Cli {
+    /// Also read this dotenv file (repeatable; later files win; ./.env is read first when present).
+    #[arg(long = "env-file", value_name = "PATH", global = true)]
+    pub env_files: Vec<PathBuf>,
+    /// Directory of *.toml files with non-secret settings.
+    #[arg(long, value_name = "DIR", global = true, default_value = "config")]
+    pub config_dir: PathBuf,
+    /// Override any setting (repeatable), e.g. --set LOG_LEVEL=DEBUG.
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true, value_parser = parse_assignment)]
+    pub set: Vec<(String, String)>,
+    /// Port of the HTTP API (DIFY_PORT).
+    #[arg(long, value_name = "PORT", global = true)]
+    pub port: Option<String>,
+    /// Address the HTTP API binds to (DIFY_BIND_ADDRESS).
+    #[arg(long, value_name = "ADDR", global = true)]
+    pub bind: Option<String>,
+    /// Log level (LOG_LEVEL).
+    #[arg(long, value_name = "LEVEL", global = true)]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+fn parse_assignment(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.to_owned())),
+        _ => Err(format!("{raw:?} is not KEY=VALUE")),
+    }
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process on the configured stores (MODE=standalone).
+    Standalone,
+    /// Run the HTTP API (MODE=api).
+    Api,
+    /// Apply pending migrations and exit (MODE=migration).
+    Migration,
+    /// Apply pending migrations and exit (Dify's `flask upgrade-db`).
+    UpgradeDb,
+    /// Inspect database migrations.
+    Migrate {
+        #[command(subcommand)]
+        command: MigrateCommand,
+    },
+    /// Check, show or document the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Probe the local API (for Docker HEALTHCHECK): exit 0 when healthy.
+    Healthcheck {
+        /// Probe /ready (dependencies) instead of /health (process only).
+        #[arg(long)]
+        ready: bool,
+        /// Seconds to wait for an answer.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
+}
+
+/// `kiln migrate ...`
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// List applied and pending migrations; exit 0 only when the schema is current.
+    Status,
+}
+
+/// `kiln config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate every setting; exit 0 when valid, 2 with every problem listed otherwise.
+    Check,
+    /// Print each effective value, masked when secret, with where it came from.
+    Show,
+    /// Print the documented .env.example (or write it with --output).
+    Example {
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "PATH")]
+        output: Option<PathBuf>,
+    },
+}
+
+impl Cli {
+    /// Command-line overrides as `(KEY, value, flag)`.
+    fn flags(&self) -> Vec<(String, String, String)> {
+        let mut flags = Vec::new();
+        for (key, value, flag) in [
+            ("DIFY_PORT", &self.port, "--port"),
+            ("DIFY_BIND_ADDRESS", &self.bind, "--bind"),
+            ("LOG_LEVEL", &self.log_level, "--log-level"),
+        ] {
+            if let Some(value) = value {
+                flags.push((key.to_owned(), value.clone(), flag.to_owned()));
+            }
+        }
+        flags.extend(self.set.iter().map(|(k, v)| (k.clone(), v.clone(), format!("--set {k}"))));
+        flags
+    }
+}
+
+/// What the process will do once the command line and `MODE` are combined.
+enum Action {
+    Role(Role),
+    UsageForJob,
+    MigrateStatus,
+    Healthcheck { ready: bool, timeout: Duration },
+}
+
+fn exit(code: u8) -> ExitCode {
+    ExitCode::from(code)
+}
+
+/// Parses the command line, loads the configuration and runs the chosen role or command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Config { command: ConfigCommand::Example { output } }) = &cli.command {
+        return exit(config_cmd::example(output.as_deref()));
+    }
+    let options = LoadOptions::standard(Some(cli.config_dir.clone()), &cli.env_files, cli.flags());
+    let loaded = config::load(&options);
+
+    let action = match &cli.command {
+        Some(Command::Config { command: ConfigCommand::Check }) => return exit(config_cmd::check(&loaded)),
+        Some(Command::Config { command: ConfigCommand::Show }) => return exit(config_cmd::show(&loaded)),
+        Some(Command::Config { command: ConfigCommand::Example { .. } }) => return exit(0),
+        Some(Command::Standalone) => Action::Role(Role::Standalone),
+        Some(Command::Api) => Action::Role(Role::Api),
+        Some(Command::Migration | Command::UpgradeDb) => Action::Role(Role::Migration),
+        Some(Command::Migrate { command: MigrateCommand::Status }) => Action::MigrateStatus,
+        Some(Command::Healthcheck { ready, timeout }) => {
+            Action::Healthcheck { ready: *ready, timeout: Duration::from_secs(*timeout) }
+        }
+        None => match mode_of(&loaded) {
+            Ok(Mode::Standalone) => Action::Role(Role::Standalone),
+            Ok(Mode::Api) => Action::Role(Role::Api),
+            Ok(Mode::Migration) => Action::Role(Role::Migration),
+            Ok(Mode::Job) => Action::UsageForJob,
+            Err(message) => {
+                eprintln!("kiln: {message}");
+                return exit(config_cmd::EXIT_CONFIG);
+            }
+        },
+    };
+    if let Action::UsageForJob = action {
+        eprintln!(
+            "kiln: MODE=job runs the admin command given as arguments, e.g.\n  \
+             MODE=job kiln upgrade-db\n  MODE=job kiln migrate status\n  MODE=job kiln config check\n\
+             Run `kiln --help` for every command."
+        );
+        return exit(1);
+    }
+    let Some(settings) = loaded.settings.as_ref().filter(|_| loaded.is_ok()) else {
+        let count = loaded.issues.len() + loaded.file_errors.len();
+        eprintln!("kiln: invalid configuration: {count} problem(s)\n{}", loaded.error_report().trim_end());
+        eprintln!("Run `kiln config check` for details, or `kiln config example` for every setting.");
+        return exit(config_cmd::EXIT_CONFIG);
+    };
+    if let Err(error) = crate::infra::telemetry::init(settings) {
+        eprintln!("kiln: cannot set up logging: {error}");
+        return exit(config_cmd::EXIT_CONFIG);
+    }
+    for warning in &loaded.warnings {
+        tracing::warn!("config: {warning}");
+    }
+    for entry in &loaded.ignored {
+        tracing::debug!(key = %entry.key, source = %entry.source, "config: Dify setting not used by kiln; ignored");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("kiln: cannot start the async runtime: {error}");
+            return exit(1);
+        }
+    };
+    let settings = Arc::new(settings.clone());
+    let code = runtime.block_on(async move {
+        match action {
+            Action::Role(role) => run_role(role, settings, &loaded).await,
+            Action::MigrateStatus => migrate_status::run(&settings).await,
+            Action::Healthcheck { ready, timeout } => healthcheck::run(&settings, ready, timeout).await,
+            Action::UsageForJob => 1,
+        }
+    });
+    exit(code)
+}
+
+/// The MODE value, or a message listing the valid ones.
+fn mode_of(loaded: &Loaded) -> Result<Mode, String> {
+    let entry = loaded.resolved.get("MODE");
+    let raw = entry.map(|e| e.value.as_str()).unwrap_or("");
+    if raw.trim().is_empty() {
+        return Ok(Mode::Standalone);
+    }
+    raw.parse::<Mode>().map_err(|_| {
+        let source = entry.map(|e| e.source.to_string()).unwrap_or_default();
+        format!(
+            "MODE={raw:?} (from {source}) is not a role kiln knows; valid values: {}",
+            Mode::VALUES.join(", ")
+        )
+    })
+}
+
+async fn run_role(role: Role, settings: Arc<Settings>, loaded: &Loaded) -> u8 {
+    let source_of = |key: &str| loaded.resolved.get(key).map(|e| e.source.clone()).unwrap_or(Source::Default);
+    let ctx = RoleContext {
+        settings: settings.clone(),
+        port_source: source_of("DIFY_PORT"),
+        bind_source: source_of("DIFY_BIND_ADDRESS"),
+        sources_summary: loaded.sources_summary(),
+    };
+    let result = match role {
+        Role::Migration => {
+            tracing::info!(role = role.name(), version = crate::VERSION, config = %ctx.sources_summary, "kiln starting");
+            roles::migrate::run(&settings).await
+        }
+        Role::Api | Role::Standalone => roles::api::run(ctx, role).await,
+    };
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            tracing::error!(role = role.name(), "{error}");
+            1
+        }
+    }
+}

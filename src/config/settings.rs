@@ -1,0 +1,331 @@
+//! The typed settings, one struct per section.
+//!
+//! Each field is declared once with its variable name, default and doc comment; the
+//! `section!` macro turns that into the struct, the key registry used for validation and
+//! `kiln config show`, and the documentation written to `.env.example`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+
+use super::value::{ConfigValue, HttpUrl, Origins, Port, PositiveCount, RedisUrl, Seconds, config_enum};
+use super::{ConfigIssue, Resolved};
+
+/// Static description of one setting.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    /// The variable name, e.g. `DB_PORT`.
+    pub name: &'static str,
+    /// The default as written in `.env.example`.
+    pub default: &'static str,
+    /// The field's doc comment.
+    pub doc: &'static str,
+    /// Whether the value must be masked.
+    pub secret: bool,
+    /// What the type accepts, for messages.
+    pub expected: fn() -> String,
+    /// The section title in `.env.example`.
+    pub section: &'static str,
+}
+
+macro_rules! section {
+    (
+        $(#[doc = $sdoc:literal])*
+        pub struct $name:ident ($title:literal) {
+            $(
+                $(#[doc = $doc:literal])*
+                $field:ident : $ty:ty = $key:literal => $default:literal;
+            )*
+        }
+    ) => {
+        $(#[doc = $sdoc])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            $( $(#[doc = $doc])* #[doc = concat!("\n\nVariable: `", $key, "`, default `", $default, "`.")] pub $field: $ty, )*
+        }
+
+        impl $name {
+            /// The keys of this section, in declaration order.
+            pub fn keys() -> Vec<KeySpec> {
+                vec![$(KeySpec {
+                    name: $key,
+                    default: $default,
+                    doc: concat!($($doc, "\n"),*),
+                    secret: <$ty as ConfigValue>::SECRET,
+                    expected: <$ty as ConfigValue>::expected,
+                    section: $title,
+                }),*]
+            }
+
+            /// Parses every field, recording each failure; `None` if any failed.
+            pub(super) fn parse(resolved: &Resolved, issues: &mut Vec<ConfigIssue>) -> Option<Self> {
+                $( let $field = resolved.parse::<$ty>($key, issues); )*
+                Some(Self { $( $field: $field?, )* })
+            }
+        }
+    };
+}
+
+config_enum! {
+    /// The role the binary plays when no subcommand is given.
+    pub enum Mode {
+        /// API (and, later, worker and beat) in one process on the embedded stores.
+        Standalone = "standalone",
+        /// The HTTP API.
+        Api = "api",
+        /// Apply pending migrations and exit.
+        Migration = "migration",
+        /// Run the admin command given as arguments (Dify's `MODE=job`).
+        Job = "job",
+    }
+}
+
+config_enum! {
+    /// Log verbosity, with Dify's level names.
+    pub enum LogLevel {
+        Trace = "trace",
+        Debug = "debug",
+        Info = "info",
+        Warning = "warning" | "warn",
+        Error = "error",
+        Critical = "critical" | "fatal",
+    }
+}
+
+config_enum! {
+    /// Log line format.
+    pub enum LogFormat {
+        Text = "text",
+        Json = "json",
+    }
+}
+
+config_enum! {
+    /// The metadata database.
+    pub enum DbType {
+        /// An embedded SQLite file (kiln-only value; the default).
+        Sqlite = "sqlite",
+        /// PostgreSQL, as Dify's default.
+        Postgresql = "postgresql" | "postgres",
+    }
+}
+
+config_enum! {
+    /// File storage back end.
+    pub enum StorageType {
+        /// OpenDAL, configured through `OPENDAL_SCHEME` and `OPENDAL_<SCHEME>_*`.
+        Opendal = "opendal",
+        /// Dify's deprecated local storage, an alias for OpenDAL's fs scheme.
+        Local = "local",
+    }
+}
+
+config_enum! {
+    /// OpenDAL service used when `STORAGE_TYPE=opendal`.
+    pub enum OpendalScheme {
+        /// The local file system under `OPENDAL_FS_ROOT`.
+        Fs = "fs",
+    }
+}
+
+section! {
+    /// Which role runs, its secret, and schema handling.
+    pub struct AppSettings("Application") {
+        /// Role to run when no subcommand is given: standalone (everything in one process),
+        /// api, migration (apply migrations and exit) or job (run the admin command given as
+        /// arguments).
+        mode: Mode = "MODE" => "standalone";
+        /// Signs sessions and tokens. Leave empty to have one generated on first start and kept
+        /// in storage as .dify_secret_key, so replicas sharing storage agree.
+        /// Generate one with `openssl rand -base64 42`.
+        secret_key: Option<SecretString> = "SECRET_KEY" => "";
+        /// Deployment label sent in the X-Env response header (PRODUCTION or TESTING).
+        deploy_env: String = "DEPLOY_ENV" => "PRODUCTION";
+        /// Apply pending database migrations (under a lock) before any role starts.
+        migration_enabled: bool = "MIGRATION_ENABLED" => "false";
+        /// Seconds a role waits for another process to bring the schema up to date before it
+        /// exits with the command to run.
+        migration_wait_timeout: Seconds = "KILN_MIGRATION_WAIT_TIMEOUT" => "120";
+        /// Seconds a migrator waits for the migration lock held by another process.
+        migration_lock_timeout: Seconds = "KILN_MIGRATION_LOCK_TIMEOUT" => "600";
+        /// Directory for kiln's own files, such as the embedded SQLite database.
+        data_dir: PathBuf = "KILN_DATA_DIR" => "storage";
+    }
+}
+
+section! {
+    /// Logging.
+    pub struct LogSettings("Logging") {
+        /// Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL (RUST_LOG, when set, overrides it).
+        level: LogLevel = "LOG_LEVEL" => "INFO";
+        /// Log line format: text or json.
+        format: LogFormat = "LOG_OUTPUT_FORMAT" => "text";
+        /// Also append logs to this file (empty: standard error only).
+        file: Option<PathBuf> = "LOG_FILE" => "";
+    }
+}
+
+section! {
+    /// The HTTP server.
+    pub struct ServerSettings("HTTP server") {
+        /// Address the HTTP API binds to.
+        bind_address: IpAddr = "DIFY_BIND_ADDRESS" => "0.0.0.0";
+        /// Port the HTTP API listens on.
+        port: Port = "DIFY_PORT" => "5001";
+        /// Seconds a request may take before it is answered with 408 (Dify's gunicorn timeout).
+        request_timeout: Seconds = "GUNICORN_TIMEOUT" => "200";
+        /// Seconds in-flight requests get to finish after SIGTERM before the process exits.
+        shutdown_grace_period: Seconds = "KILN_SHUTDOWN_GRACE_PERIOD" => "25";
+        /// Largest accepted request body, in megabytes.
+        max_body_mb: PositiveCount = "KILN_MAX_REQUEST_BODY_MB" => "100";
+        /// Public URL of the console API, e.g. https://api.console.example.com (empty: same domain).
+        console_api_url: Option<HttpUrl> = "CONSOLE_API_URL" => "";
+        /// Public URL of the console web front end (also the default console CORS origin).
+        console_web_url: Option<HttpUrl> = "CONSOLE_WEB_URL" => "";
+        /// Public base URL of the Service API shown to users (empty: same domain).
+        service_api_url: Option<HttpUrl> = "SERVICE_API_URL" => "";
+        /// Prefix of file preview and download URLs (empty: CONSOLE_API_URL).
+        files_url: Option<HttpUrl> = "FILES_URL" => "";
+        /// Origins allowed to call /console/api with credentials, comma-separated, or *
+        /// (empty: the origin of CONSOLE_WEB_URL).
+        console_cors_allow_origins: Origins = "CONSOLE_CORS_ALLOW_ORIGINS" => "";
+        /// Origins allowed to call the web app API (/api), comma-separated, or *.
+        web_api_cors_allow_origins: Origins = "WEB_API_CORS_ALLOW_ORIGINS" => "*";
+    }
+}
+
+section! {
+    /// The metadata database.
+    pub struct DatabaseSettings("Database") {
+        /// Database type: sqlite (embedded file, kiln's default) or postgresql.
+        db_type: DbType = "DB_TYPE" => "sqlite";
+        /// PostgreSQL host.
+        host: String = "DB_HOST" => "localhost";
+        /// PostgreSQL port.
+        port: Port = "DB_PORT" => "5432";
+        /// PostgreSQL user.
+        username: String = "DB_USERNAME" => "postgres";
+        /// PostgreSQL password.
+        password: SecretString = "DB_PASSWORD" => "";
+        /// PostgreSQL database name.
+        database: String = "DB_DATABASE" => "dify";
+        /// Extra connection parameters as a query string, e.g. sslmode=require.
+        extras: String = "DB_EXTRAS" => "";
+        /// Most connections one process keeps open.
+        pool_size: PositiveCount = "SQLALCHEMY_POOL_SIZE" => "30";
+        /// Seconds after which a pooled connection is replaced.
+        pool_recycle: Seconds = "SQLALCHEMY_POOL_RECYCLE" => "3600";
+        /// Seconds to wait for a free pooled connection before failing.
+        pool_timeout: Seconds = "SQLALCHEMY_POOL_TIMEOUT" => "30";
+        /// SQLite database file (empty: kiln.db inside KILN_DATA_DIR).
+        sqlite_path: Option<PathBuf> = "KILN_SQLITE_PATH" => "";
+    }
+}
+
+section! {
+    /// Redis, used by the queue and for shared state when configured.
+    pub struct RedisSettings("Redis") {
+        /// Redis host (empty: no Redis; standalone keeps everything embedded).
+        host: String = "REDIS_HOST" => "";
+        /// Redis port.
+        port: Port = "REDIS_PORT" => "6379";
+        /// Redis ACL user name (empty: the default user).
+        username: String = "REDIS_USERNAME" => "";
+        /// Redis password.
+        password: SecretString = "REDIS_PASSWORD" => "";
+        /// Redis database number.
+        db: u32 = "REDIS_DB" => "0";
+        /// Connect to Redis over TLS.
+        use_ssl: bool = "REDIS_USE_SSL" => "false";
+        /// Use Redis Sentinel (not supported yet: must stay false).
+        use_sentinel: bool = "REDIS_USE_SENTINEL" => "false";
+        /// Use Redis Cluster (not supported: must stay false).
+        use_clusters: bool = "REDIS_USE_CLUSTERS" => "false";
+        /// Redis URL of the job broker, e.g. redis://:password@redis:6379/1 (empty: built from REDIS_*).
+        broker_url: Option<RedisUrl> = "CELERY_BROKER_URL" => "";
+    }
+}
+
+section! {
+    /// File storage.
+    pub struct StorageSettings("Storage") {
+        /// Storage type: opendal, or local (Dify's deprecated alias for the fs scheme).
+        storage_type: StorageType = "STORAGE_TYPE" => "opendal";
+        /// OpenDAL scheme: fs.
+        opendal_scheme: OpendalScheme = "OPENDAL_SCHEME" => "fs";
+        /// Root directory of the fs scheme.
+        opendal_fs_root: PathBuf = "OPENDAL_FS_ROOT" => "storage";
+        /// Root directory when STORAGE_TYPE=local (deprecated; use OPENDAL_FS_ROOT).
+        local_path: PathBuf = "STORAGE_LOCAL_PATH" => "storage";
+    }
+}
+
+/// Every setting kiln reads, by section.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub app: AppSettings,
+    pub log: LogSettings,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub storage: StorageSettings,
+}
+
+impl Settings {
+    /// Every known key, grouped by section in `.env.example` order.
+    pub fn keys() -> Vec<KeySpec> {
+        let mut keys = AppSettings::keys();
+        keys.extend(LogSettings::keys());
+        keys.extend(ServerSettings::keys());
+        keys.extend(DatabaseSettings::keys());
+        keys.extend(RedisSettings::keys());
+        keys.extend(StorageSettings::keys());
+        keys
+    }
+
+    pub(super) fn parse(resolved: &Resolved, issues: &mut Vec<ConfigIssue>) -> Option<Self> {
+        let app = AppSettings::parse(resolved, issues);
+        let log = LogSettings::parse(resolved, issues);
+        let server = ServerSettings::parse(resolved, issues);
+        let database = DatabaseSettings::parse(resolved, issues);
+        let redis = RedisSettings::parse(resolved, issues);
+        let storage = StorageSettings::parse(resolved, issues);
+        Some(Self {
+            app: app?,
+            log: log?,
+            server: server?,
+            database: database?,
+            redis: redis?,
+            storage: storage?,
+        })
+    }
+
+    /// The SQLite file, resolved against the data directory.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.database.sqlite_path.clone().unwrap_or_else(|| self.app.data_dir.join("kiln.db"))
+    }
+
+    /// The storage root for the fs scheme, honouring Dify's deprecated `local` type.
+    pub fn storage_root(&self) -> PathBuf {
+        match self.storage.storage_type {
+            StorageType::Local => self.storage.local_path.clone(),
+            StorageType::Opendal => self.storage.opendal_fs_root.clone(),
+        }
+    }
+
+    /// Whether any Redis is configured (REDIS_HOST or CELERY_BROKER_URL).
+    pub fn redis_configured(&self) -> bool {
+        !self.redis.host.trim().is_empty() || self.redis.broker_url.is_some()
+    }
+
+    /// Origins for console CORS: the explicit list, else CONSOLE_WEB_URL's origin (as Dify).
+    pub fn console_cors_origins(&self) -> Origins {
+        match (&self.server.console_cors_allow_origins, &self.server.console_web_url) {
+            (Origins::List(list), Some(web)) if list.is_empty() => {
+                Origins::List(vec![web.0.origin().ascii_serialization()])
+            }
+            (origins, _) => origins.clone(),
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Checks that span more than one value: `<KEY>_FILE` secrets, unknown and ignored keys, and
+//! combinations of settings that cannot work together.
+
+use std::str::FromStr;
+
+use secrecy::ExposeSecret;
+
+use super::dify_keys::{DIFY_KEY_PREFIXES, DIFY_KEYS};
+use super::settings::{DbType, KeySpec, Settings, StorageType};
+use super::sources::{Entry, Merged, Source};
+use super::{ConfigIssue, ConfigWarning, DIFY_SAMPLE_SECRET_KEY, Resolved};
+
+/// Variables every shell or image sets; never reported, even though Dify's file lists some.
+const GENERIC_ENVIRONMENT: &[&str] =
+    &["HOME", "LANG", "LC_ALL", "PATH", "PYTHONIOENCODING", "TZ", "UV_CACHE_DIR"];
+
+/// The effective entry for `spec`, reading `<KEY>_FILE` when it is the winning source.
+pub(super) fn apply_secret_file(spec: &KeySpec, merged: &Merged, issues: &mut Vec<ConfigIssue>) -> Entry {
+    let base = merged.entries.get(spec.name).cloned().unwrap_or_else(|| Entry {
+        key: spec.name.to_owned(),
+        value: spec.default.to_owned(),
+        source: Source::Default,
+    });
+    let file_key = format!("{}_FILE", spec.name);
+    let Some(file_entry) = merged.entries.get(&file_key) else {
+        return base;
+    };
+    if file_entry.value.trim().is_empty() || file_entry.source.layer() < base.source.layer() {
+        return base;
+    }
+    let path = std::path::PathBuf::from(file_entry.value.trim());
+    let expected = format!("a readable file containing the value of {}", spec.name);
+    if file_entry.source.layer() == base.source.layer() && base.source != Source::Default {
+        issues.push(ConfigIssue {
+            key: file_key,
+            value: format!("{:?}", path.display().to_string()),
+            source: file_entry.source.clone(),
+            problem: format!("{} is also set at {}; set only one of them", spec.name, base.source),
+            expected,
+        });
+        return base;
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(content) => {
+            let value = content.trim_end_matches(['\n', '\r']).to_owned();
+            if value.is_empty() {
+                issues.push(ConfigIssue {
+                    key: file_key,
+                    value: format!("{:?}", path.display().to_string()),
+                    source: file_entry.source.clone(),
+                    problem: "the file is empty".into(),
+                    expected,
+                });
+                return base;
+            }
+            Entry {
+                key: spec.name.to_owned(),
+                value,
+                source: Source::SecretFile { path, via: Box::new(file_entry.source.clone()) },
+            }
+        }
+        Err(error) => {
+            issues.push(ConfigIssue {
+                key: file_key,
+                value: format!("{:?}", path.display().to_string()),
+                source: file_entry.source.clone(),
+                problem: format!("cannot read the file: {error}"),
+                expected,
+            });
+            base
+        }
+    }
+}
+
+fn is_dify_key(key: &str) -> bool {
+    DIFY_KEYS.binary_search(&key).is_ok() || DIFY_KEY_PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
+/// The known key closest to `key`, if it is close enough to be a typo.
+fn closest<'a>(specs: &'a [KeySpec], key: &str, max_distance: usize) -> Option<&'a str> {
+    specs
+        .iter()
+        .map(|spec| (strsim::damerau_levenshtein(spec.name, key), spec.name))
+        .filter(|(distance, _)| *distance <= max_distance)
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// Sorts keys that are not kiln's into warnings (likely typos) and ignored Dify keys.
+pub(super) fn classify_unknown_keys(
+    specs: &[KeySpec],
+    file_entries: &[Entry],
+    environment: &[Entry],
+    flags: &[(String, String, String)],
+    warnings: &mut Vec<ConfigWarning>,
+    ignored: &mut Vec<Entry>,
+) {
+    let known = |key: &str| {
+        let stem = key.strip_suffix("_FILE").unwrap_or("");
+        specs.iter().any(|s| s.name == key || s.name == stem)
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let flag_entries = flags.iter().map(|(k, v, f)| Entry {
+        key: k.clone(),
+        value: v.clone(),
+        source: Source::Flag(f.clone()),
+    });
+    for entry in file_entries.iter().cloned().chain(flag_entries) {
+        if known(&entry.key) || !seen.insert(entry.key.clone()) {
+            continue;
+        }
+        if is_dify_key(&entry.key) {
+            ignored.push(entry);
+            continue;
+        }
+        let message = match closest(specs, &entry.key, 3) {
+            Some(name) => format!("unknown setting; did you mean {name}?"),
+            None => "unknown setting; kiln ignores it".into(),
+        };
+        warnings.push(ConfigWarning { key: entry.key, source: entry.source, message });
+    }
+    for entry in environment {
+        if known(&entry.key)
+            || GENERIC_ENVIRONMENT.contains(&entry.key.as_str())
+            || !seen.insert(entry.key.clone())
+        {
+            continue;
+        }
+        if is_dify_key(&entry.key) {
+            ignored.push(entry.clone());
+            continue;
+        }
+        let suggestion = if entry.key.len() >= 6 { closest(specs, &entry.key, 2) } else { None };
+        let message = match (suggestion, entry.key.starts_with("KILN_")) {
+            (Some(name), _) => format!("unknown setting; did you mean {name}?"),
+            (None, true) => "unknown kiln setting; see `kiln config example` for the valid names".into(),
+            (None, false) => continue,
+        };
+        warnings.push(ConfigWarning { key: entry.key.clone(), source: entry.source.clone(), message });
+    }
+    ignored.sort_by(|a, b| a.key.cmp(&b.key));
+}
+
+fn issue(
+    resolved: &Resolved,
+    key: &str,
+    problem: impl Into<String>,
+    expected: impl Into<String>,
+) -> ConfigIssue {
+    ConfigIssue {
+        key: key.to_owned(),
+        value: resolved.display(key),
+        source: resolved.get(key).map(|e| e.source.clone()).unwrap_or(Source::Default),
+        problem: problem.into(),
+        expected: expected.into(),
+    }
+}
+
+fn warning(resolved: &Resolved, key: &str, message: impl Into<String>) -> ConfigWarning {
+    ConfigWarning {
+        key: key.to_owned(),
+        source: resolved.get(key).map(|e| e.source.clone()).unwrap_or(Source::Default),
+        message: message.into(),
+    }
+}
+
+/// Checks that involve several settings.
+pub(super) fn cross_check(
+    settings: &Settings,
+    resolved: &Resolved,
+    issues: &mut Vec<ConfigIssue>,
+    warnings: &mut Vec<ConfigWarning>,
+) {
+    let db = &settings.database;
+    if db.db_type == DbType::Postgresql {
+        if db.host.trim().is_empty() {
+            issues.push(issue(
+                resolved,
+                "DB_HOST",
+                "the value is empty",
+                "the PostgreSQL host name, e.g. db_postgres",
+            ));
+        }
+        if db.database.trim().is_empty() {
+            issues.push(issue(
+                resolved,
+                "DB_DATABASE",
+                "the value is empty",
+                "the PostgreSQL database name, e.g. dify",
+            ));
+        }
+        if !db.extras.trim().is_empty() {
+            let probe = format!("postgres://localhost/db?{}", db.extras.trim().trim_start_matches('?'));
+            if let Err(error) = sqlx::postgres::PgConnectOptions::from_str(&probe) {
+                issues.push(issue(
+                    resolved,
+                    "DB_EXTRAS",
+                    error.to_string(),
+                    "libpq parameters as a query string, e.g. sslmode=require&application_name=kiln",
+                ));
+            }
+        }
+    }
+
+    let redis = &settings.redis;
+    if redis.use_sentinel {
+        issues.push(issue(
+            resolved,
+            "REDIS_USE_SENTINEL",
+            "Redis Sentinel is not supported by this kiln version",
+            "false, with REDIS_HOST pointing at the Redis primary",
+        ));
+    }
+    if redis.use_clusters {
+        issues.push(issue(
+            resolved,
+            "REDIS_USE_CLUSTERS",
+            "Redis Cluster is not supported: kiln's queue needs multi-key scripts on one node",
+            "false, with REDIS_HOST pointing at a single Redis or a Sentinel-managed primary",
+        ));
+    }
+    if redis.host.contains("://") {
+        issues.push(issue(
+            resolved,
+            "REDIS_HOST",
+            "this is a URL, not a host name",
+            "a host name such as redis (put full URLs in CELERY_BROKER_URL)",
+        ));
+    }
+    if !redis.username.is_empty() && redis.password.expose_secret().is_empty() {
+        issues.push(issue(
+            resolved,
+            "REDIS_PASSWORD",
+            "missing: REDIS_USERNAME is set, and Redis ACL users need a password",
+            "the password of REDIS_USERNAME (or REDIS_PASSWORD_FILE naming a file that holds it)",
+        ));
+    }
+
+    if let Some(secret) = &settings.app.secret_key {
+        let secret = secret.expose_secret();
+        if secret == DIFY_SAMPLE_SECRET_KEY {
+            warnings.push(warning(
+                resolved,
+                "SECRET_KEY",
+                "THIS IS THE PUBLIC SAMPLE KEY FROM DIFY'S .env.example: anyone can forge sessions. \
+                 Set a random one (`openssl rand -base64 42`) or leave SECRET_KEY empty to have kiln generate one",
+            ));
+        } else if secret.len() < 32 {
+            warnings.push(warning(
+                resolved,
+                "SECRET_KEY",
+                format!("only {} characters; use at least 32 random characters", secret.len()),
+            ));
+        }
+    }
+    if settings.storage.storage_type == StorageType::Local {
+        warnings.push(warning(
+            resolved,
+            "STORAGE_TYPE",
+            "local is deprecated (as in Dify); use STORAGE_TYPE=opendal with OPENDAL_SCHEME=fs and OPENDAL_FS_ROOT",
+        ));
+    }
+}

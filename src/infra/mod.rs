@@ -1,0 +1,9 @@
+//! Shared services every role wires together: database, migrations, Redis, storage,
+//! logging and shutdown.
+
+pub mod db;
+pub mod migrations;
+pub mod redis;
+pub mod shutdown;
+pub mod storage;
+pub mod telemetry;

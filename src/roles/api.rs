@@ -1,0 +1,66 @@
+//! The HTTP API role (`MODE=api`), and `standalone`, which is the same server on the
+//! embedded stores and always migrates first.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use super::{Role, RoleContext, RoleError, prepare};
+use crate::http;
+use crate::infra::{db::describe, shutdown};
+
+/// Binds `DIFY_BIND_ADDRESS:DIFY_PORT`, turning "address in use" into advice.
+pub async fn bind(ctx: &RoleContext) -> Result<TcpListener, RoleError> {
+    let server = &ctx.settings.server;
+    let addr = SocketAddr::new(server.bind_address, server.port.0);
+    TcpListener::bind(addr).await.map_err(|error| RoleError::Bind {
+        addr: addr.to_string(),
+        reason: match error.kind() {
+            std::io::ErrorKind::AddrInUse => "the port is already in use".into(),
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied (ports below 1024 need privileges)".into()
+            }
+            _ => error.to_string(),
+        },
+        port_source: ctx.port_source.clone(),
+        bind_source: ctx.bind_source.clone(),
+    })
+}
+
+/// A URL a person on this machine can open for the listening address.
+fn local_url(addr: SocketAddr) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}", addr.port())
+}
+
+/// Runs the API until SIGTERM/SIGINT, then drains.
+pub async fn run(ctx: RoleContext, role: Role) -> Result<(), RoleError> {
+    let migrate = role == Role::Standalone || ctx.settings.app.migration_enabled;
+    let listener = bind(&ctx).await?;
+    let state = prepare(ctx.settings.clone(), migrate).await?;
+    let local = listener.local_addr().map_err(RoleError::Serve)?;
+    let url = local_url(local);
+    tracing::info!(
+        role = role.name(),
+        version = crate::VERSION,
+        config = %ctx.sources_summary,
+        database = %describe(&ctx.settings),
+        storage = state.storage.root(),
+        listen = %local,
+        url = %url,
+        "kiln {} is serving at {url}",
+        role.name()
+    );
+    let grace = ctx.settings.server.shutdown_grace_period.duration();
+    let db = state.db.clone();
+    let app = http::router(state);
+    http::serve(listener, app, shutdown::signal(), grace).await.map_err(RoleError::Serve)?;
+    db.close().await;
+    tracing::info!(role = role.name(), "stopped");
+    Ok(())
+}
