@@ -1,0 +1,283 @@
+//! Helpers for integration tests: the real `kiln` binary, fresh databases on the local
+//! PostgreSQL, and a TCP proxy that can slow down or cut a connection.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+pub const PG_HOST: &str = "127.0.0.1";
+pub const PG_PORT: u16 = 5432;
+
+/// The admin URL of the local PostgreSQL (trust auth), overridable for other machines.
+pub fn pg_admin_url() -> String {
+    std::env::var("KILN_TEST_PG_URL")
+        .unwrap_or_else(|_| format!("postgres://postgres@{PG_HOST}:{PG_PORT}/postgres"))
+}
+
+/// A fresh PostgreSQL database, dropped when the value is dropped.
+pub struct PgDatabase {
+    pub name: String,
+}
+
+impl PgDatabase {
+    pub async fn create() -> Self {
+        let name = format!("kiln_t_{}", uuid::Uuid::new_v4().simple());
+        let pool = sqlx::PgPool::connect(&pg_admin_url()).await.expect("connect to local PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .expect("create database");
+        pool.close().await;
+        Self { name }
+    }
+
+    /// A URL for this database.
+    pub fn url(&self) -> String {
+        let admin = pg_admin_url();
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        format!("{base}/{}", self.name)
+    }
+
+    /// A pool on this database, for assertions.
+    pub async fn pool(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.url()).await.expect("connect to test database")
+    }
+
+    /// The `DB_*` variables that point kiln at this database through `host:port`.
+    pub fn env_via(&self, host: &str, port: u16) -> Vec<(String, String)> {
+        vec![
+            ("DB_TYPE".into(), "postgresql".into()),
+            ("DB_HOST".into(), host.into()),
+            ("DB_PORT".into(), port.to_string()),
+            ("DB_USERNAME".into(), "postgres".into()),
+            ("DB_DATABASE".into(), self.name.clone()),
+        ]
+    }
+
+    /// The `DB_*` variables for direct access.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.env_via(PG_HOST, PG_PORT)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside any runtime guarantee, so use a private one on its own thread.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(pool) = sqlx::PgPool::connect(&pg_admin_url()).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&pool)
+                    .await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A `kiln` command with a clean environment, run in `dir`.
+pub fn kiln(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LOG_OUTPUT_FORMAT", "json")
+        .env("DIFY_BIND_ADDRESS", "127.0.0.1")
+        .env("DIFY_PORT", "0")
+        .stdin(Stdio::null());
+    command
+}
+
+/// A running `kiln` process whose standard error is collected line by line.
+pub struct KilnProcess {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl KilnProcess {
+    pub fn spawn(mut command: Command) -> Self {
+        command.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn kiln");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Every line logged so far.
+    pub fn log(&self) -> String {
+        self.lines.lock().expect("log lock").join("\n")
+    }
+
+    /// Waits for a log line containing `needle`; panics with the log on timeout or exit.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.lines.lock().expect("log lock").iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("kiln exited ({status}) before logging {needle:?}:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {needle:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Waits until the API logs its URL, and returns it.
+    pub fn wait_until_serving(&mut self) -> String {
+        let line = self.wait_for_log("is serving at", Duration::from_secs(60));
+        let value: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+        value["url"].as_str().expect("url field").to_owned()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status =
+            Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "kiln did not exit in {timeout:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for KilnProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP forwarder to `upstream` that can delay replies or cut every connection, to make a
+/// real dependency slow or unreachable without touching the shared server.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    delay_ms: Arc<AtomicU64>,
+    cut: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let cut = Arc::new(AtomicBool::new(false));
+        let (delay, stop) = (delay_ms.clone(), cut.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { return };
+                if stop.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let (delay, stop) = (delay.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(upstream).await else { return };
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let stop_up = stop.clone();
+                    let upstream_pump = tokio::spawn(async move {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            match client_read.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) if !stop_up.load(Ordering::SeqCst) => {
+                                    if server_write.write_all(&buf[..n]).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                Ok(_) => return,
+                            }
+                        }
+                    });
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let read = tokio::select! {
+                            read = server_read.read(&mut buf) => read,
+                            () = tokio::time::sleep(Duration::from_millis(100)), if stop.load(Ordering::SeqCst) => break,
+                        };
+                        match read {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                let ms = delay.load(Ordering::SeqCst);
+                                if ms > 0 {
+                                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                                }
+                                if stop.load(Ordering::SeqCst)
+                                    || client_write.write_all(&buf[..n]).await.is_err()
+                                {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    upstream_pump.abort();
+                });
+            }
+        });
+        Self { addr, delay_ms, cut, task }
+    }
+
+    /// Delays every reply chunk from upstream by `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Drops every open connection and refuses new ones (the dependency is "down").
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A scratch working directory for one kiln process (its storage and SQLite live there).
+pub fn workdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// The path of a file inside a directory, as a string.
+pub fn path_str(dir: &Path, name: &str) -> String {
+    PathBuf::from(dir).join(name).display().to_string()
+}
