@@ -56,7 +56,10 @@ impl RedisProbe {
         let attempt = async {
             let mut guard = self.connection.lock().await;
             if guard.is_none() {
+                // No silent retry loop: a wrong password or host must surface as that error
+                // in /ready, not as a timeout; the next check simply tries again.
                 let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_number_of_retries(0)
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout));
                 *guard = Some(
