@@ -119,7 +119,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     assert_eq!(client.get(format!("{url}/ready")).send().await.expect("ready").status(), 200);
 
     // Make the database answer slowly, so /ready is in flight when SIGTERM arrives.
-    proxy.set_delay(Duration::from_millis(700));
+    proxy.delay_next_reply(Duration::from_millis(1500));
     let slow = tokio::spawn({
         let client = client.clone();
         let url = url.clone();
@@ -292,4 +292,62 @@ async fn ready_checks_redis_when_configured() {
     assert_eq!(response.status(), 503);
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["failing"], serde_json::json!(["broker"]), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_timeout_gets_a_json_408() {
+    let db = PgDatabase::create().await;
+    let proxy = TcpProxy::start(pg_upstream()).await;
+    let dir = workdir();
+    let mut command = kiln(dir.path());
+    command
+        .arg("api")
+        .envs(db.env_via("127.0.0.1", proxy.addr.port()))
+        .env("MIGRATION_ENABLED", "true")
+        .env("GUNICORN_TIMEOUT", "1");
+    let mut server = KilnProcess::spawn(command);
+    let url = server.wait_until_serving();
+    proxy.delay_next_reply(Duration::from_millis(2000));
+    let response = reqwest::get(format!("{url}/ready")).await.expect("ready");
+    assert_eq!(response.status(), 408);
+    let body: serde_json::Value = response.json().await.expect("json 408");
+    assert_eq!(body["code"], "request_timeout");
+    assert_eq!(body["status"], 408);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_follows_the_configured_origins() {
+    let dir = workdir();
+    let log_file = dir.path().join("logs/server.log");
+    let mut command = kiln(dir.path());
+    command
+        .env("CONSOLE_WEB_URL", "https://console.example.com")
+        .env("WEB_API_CORS_ALLOW_ORIGINS", "https://app.example.com")
+        .env("LOG_FILE", &log_file);
+    let mut server = KilnProcess::spawn(command);
+    let url = server.wait_until_serving();
+    let client = reqwest::Client::new();
+    let preflight = |path: &str, origin: &str| {
+        client
+            .request(reqwest::Method::OPTIONS, format!("{url}{path}"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .send()
+    };
+
+    // Console: CONSOLE_CORS_ALLOW_ORIGINS is empty, so CONSOLE_WEB_URL's origin, with credentials.
+    let allowed = preflight("/console/api/login", "https://console.example.com").await.expect("preflight");
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://console.example.com");
+    assert_eq!(allowed.headers()["access-control-allow-credentials"], "true");
+    let denied = preflight("/console/api/login", "https://evil.example.com").await.expect("preflight");
+    assert!(!denied.headers().contains_key("access-control-allow-origin"));
+
+    let web = preflight("/api/messages", "https://app.example.com").await.expect("preflight");
+    assert_eq!(web.headers()["access-control-allow-origin"], "https://app.example.com");
+    let service = preflight("/v1/datasets", "https://anything.example.org").await.expect("preflight");
+    assert_eq!(service.headers()["access-control-allow-origin"], "*");
+
+    // LOG_FILE receives the same lines as standard error.
+    let logged = std::fs::read_to_string(&log_file).expect("log file written");
+    assert!(logged.contains("is serving at"), "{logged}");
 }

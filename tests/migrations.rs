@@ -182,3 +182,53 @@ fn migrate_status_reports_pending_then_current() {
     assert_eq!(current.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&current.stdout).contains("schema is up to date"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migrator_logs_while_another_holds_the_postgres_lock() {
+    use sqlx::Connection;
+    let db = PgDatabase::create().await;
+    let mut holder = sqlx::PgConnection::connect(&db.url()).await.expect("connect");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(kiln::infra::migrations::PG_LOCK_KEY)
+        .execute(&mut holder)
+        .await
+        .expect("take the lock");
+    let dir = workdir();
+    let mut command = kiln(dir.path());
+    command.arg("upgrade-db").envs(db.env()).env("KILN_MIGRATION_LOCK_TIMEOUT", "60");
+    let mut migrator = KilnProcess::spawn(command);
+    migrator.wait_for_log("waiting for the migration lock", Duration::from_secs(30));
+    // Still blocked: nothing applied while the other holder lives.
+    let pool = db.pool().await;
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+        .fetch_one(&pool)
+        .await
+        .expect("query");
+    assert!(table.is_none(), "migrated while the lock was held");
+    holder.close().await.expect("release by closing the session");
+    let status = migrator.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{}", migrator.log());
+    let applied: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.expect("count");
+    assert_eq!(applied, migration_count("postgres"));
+    pool.close().await;
+}
+
+#[test]
+fn a_sqlite_migrator_gives_up_after_the_lock_timeout_and_says_why() {
+    let dir = workdir();
+    std::fs::create_dir_all(dir.path().join("storage")).expect("storage dir");
+    let lock = std::fs::File::create(dir.path().join("storage/kiln.db.migrate.lock")).expect("lock file");
+    lock.lock().expect("hold the lock");
+    let output = kiln(dir.path())
+        .arg("upgrade-db")
+        .env("KILN_MIGRATION_LOCK_TIMEOUT", "1")
+        .output()
+        .expect("run upgrade-db");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("waiting for the migration lock"), "{stderr}");
+    assert!(stderr.contains("KILN_MIGRATION_LOCK_TIMEOUT"), "{stderr}");
+    lock.unlock().expect("release");
+    assert!(kiln(dir.path()).arg("upgrade-db").status().expect("run").success());
+}

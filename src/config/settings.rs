@@ -134,8 +134,8 @@ section! {
     pub struct AppSettings("Application") {
         /// Role to run when no subcommand is given: standalone (everything in one process),
         /// api, migration (apply migrations and exit) or job (run the admin command given as
-        /// arguments).
-        mode: Mode = "MODE" => "standalone";
+        /// arguments). Empty means standalone.
+        mode: Option<Mode> = "MODE" => "";
         /// Signs sessions and tokens. Leave empty to have one generated on first start and kept
         /// in storage as .dify_secret_key, so replicas sharing storage agree.
         /// Generate one with `openssl rand -base64 42`.
@@ -299,6 +299,11 @@ impl Settings {
             redis: redis?,
             storage: storage?,
         })
+    }
+
+    /// The role `MODE` selects (standalone when empty).
+    pub fn mode(&self) -> Mode {
+        self.app.mode.unwrap_or(Mode::Standalone)
     }
 
     /// The SQLite file, resolved against the data directory.

@@ -44,7 +44,7 @@ fn defaults_apply_with_no_sources() {
     let settings = loaded.settings.as_ref().expect("settings");
     assert_eq!(settings.server.port.0, 5001);
     assert_eq!(settings.database.db_type, DbType::Sqlite);
-    assert_eq!(settings.app.mode, Mode::Standalone);
+    assert_eq!(settings.mode(), Mode::Standalone);
     assert_eq!(effective(&loaded, "DIFY_PORT"), ("5001".into(), "default".into()));
 }
 

@@ -17,7 +17,7 @@ use crate::config::{DbType, Settings};
 /// sqlx's bookkeeping table.
 const TABLE: &str = "_sqlx_migrations";
 /// The PostgreSQL advisory lock key: "kilnmigr" in ASCII, distinct from sqlx's own key.
-const PG_LOCK_KEY: i64 = 0x6b69_6c6e_6d69_6772;
+pub const PG_LOCK_KEY: i64 = 0x6b69_6c6e_6d69_6772;
 /// How often a waiting process repeats that it is still waiting.
 const WAIT_LOG_INTERVAL: Duration = Duration::from_secs(5);
 

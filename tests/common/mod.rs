@@ -236,7 +236,7 @@ impl TcpProxy {
                         match read {
                             Ok(0) | Err(_) => break,
                             Ok(n) => {
-                                let ms = delay.load(Ordering::SeqCst);
+                                let ms = delay.swap(0, Ordering::SeqCst);
                                 if ms > 0 {
                                     tokio::time::sleep(Duration::from_millis(ms)).await;
                                 }
@@ -255,8 +255,9 @@ impl TcpProxy {
         Self { addr, delay_ms, cut, task }
     }
 
-    /// Delays every reply chunk from upstream by `delay`.
-    pub fn set_delay(&self, delay: Duration) {
+    /// Holds back the next reply from upstream (on any connection) by `delay`, once, so a
+    /// request that needs the dependency takes at least that long.
+    pub fn delay_next_reply(&self, delay: Duration) {
         self.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
