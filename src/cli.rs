@@ -48,7 +48,7 @@ fn parse_assignment(raw: &str) -> Result<(String, String), String> {
 }
 
 /// What to do.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run everything in one process on the configured stores (MODE=standalone).
     Standalone,
@@ -68,6 +68,45 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Set a new password for an account (clears its login lockout).
+    ResetPassword {
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        new_password: Option<String>,
+        #[arg(long)]
+        password_confirm: Option<String>,
+    },
+    /// Change an account's email address.
+    ResetEmail {
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        new_email: Option<String>,
+        #[arg(long)]
+        email_confirm: Option<String>,
+    },
+    /// Create an account that owns a new workspace; prints its generated password once.
+    CreateTenant {
+        #[arg(long)]
+        email: Option<String>,
+        /// Workspace name (default: "{account name}'s Workspace").
+        #[arg(long)]
+        name: Option<String>,
+        /// Interface language, e.g. en-US (unknown values fall back to en-US).
+        #[arg(long)]
+        language: Option<String>,
+    },
+    /// Generate a new RSA key pair for every workspace.
+    ResetEncryptKeyPair {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// List accounts and how many workspaces each belongs to.
+    ListAccounts,
+    /// List workspaces with their owner and member count.
+    ListTenants,
     /// Probe the local API (for Docker HEALTHCHECK): exit 0 when healthy.
     Healthcheck {
         /// Probe /ready (dependencies) instead of /health (process only).
@@ -80,14 +119,14 @@ pub enum Command {
 }
 
 /// `kiln migrate ...`
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum MigrateCommand {
     /// List applied and pending migrations; exit 0 only when the schema is current.
     Status,
 }
 
 /// `kiln config ...`
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum ConfigCommand {
     /// Validate every setting; exit 0 when valid, 2 with every problem listed otherwise.
     Check,
@@ -125,6 +164,7 @@ enum Action {
     UsageForJob,
     MigrateStatus,
     Healthcheck { ready: bool, timeout: Duration },
+    Admin(Command),
 }
 
 fn exit(code: u8) -> ExitCode {
@@ -151,6 +191,14 @@ pub fn run() -> ExitCode {
         Some(Command::Healthcheck { ready, timeout }) => {
             Action::Healthcheck { ready: *ready, timeout: Duration::from_secs(*timeout) }
         }
+        Some(
+            command @ (Command::ResetPassword { .. }
+            | Command::ResetEmail { .. }
+            | Command::CreateTenant { .. }
+            | Command::ResetEncryptKeyPair { .. }
+            | Command::ListAccounts
+            | Command::ListTenants),
+        ) => Action::Admin(command.clone()),
         None => match mode_of(&loaded) {
             Ok(Mode::Standalone) => Action::Role(Role::Standalone),
             Ok(Mode::Api) => Action::Role(Role::Api),
@@ -165,7 +213,8 @@ pub fn run() -> ExitCode {
     if let Action::UsageForJob = action {
         eprintln!(
             "kiln: MODE=job runs the admin command given as arguments, e.g.\n  \
-             MODE=job kiln upgrade-db\n  MODE=job kiln migrate status\n  MODE=job kiln config check\n\
+             MODE=job kiln upgrade-db\n  MODE=job kiln reset-password --email EMAIL --new-password PW --password-confirm PW\n  \
+             MODE=job kiln create-tenant --email EMAIL\n  MODE=job kiln list-accounts\n\
              Run `kiln --help` for every command."
         );
         return exit(1);
@@ -199,10 +248,29 @@ pub fn run() -> ExitCode {
             Action::Role(role) => run_role(role, settings, &loaded).await,
             Action::MigrateStatus => migrate_status::run(&settings).await,
             Action::Healthcheck { ready, timeout } => healthcheck::run(&settings, ready, timeout).await,
+            Action::Admin(command) => run_admin(command, settings).await,
             Action::UsageForJob => 1,
         }
     });
     exit(code)
+}
+
+async fn run_admin(command: Command, settings: Arc<Settings>) -> u8 {
+    use crate::commands::admin;
+    match command {
+        Command::ResetPassword { email, new_password, password_confirm } => {
+            admin::reset_password(settings, email, new_password, password_confirm).await
+        }
+        Command::ResetEmail { email, new_email, email_confirm } => {
+            admin::reset_email(settings, email, new_email, email_confirm).await
+        }
+        Command::CreateTenant { email, name, language } => {
+            admin::create_tenant(settings, email, name, language).await
+        }
+        Command::ResetEncryptKeyPair { yes } => admin::reset_encrypt_key_pair(settings, yes).await,
+        Command::ListTenants => admin::list_tenants(settings).await,
+        _ => admin::list_accounts(settings).await,
+    }
 }
 
 /// The MODE value, or a message listing the valid ones.

@@ -3,6 +3,7 @@
 //! The library holds everything; `main.rs` only parses the command line and hands over to
 //! [`cli::run`], so integration tests can drive the same code.
 
+pub mod accounts;
 pub mod cli;
 pub mod commands;
 pub mod config;

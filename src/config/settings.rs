@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-use super::value::{ConfigValue, HttpUrl, Origins, Port, PositiveCount, RedisUrl, Seconds, config_enum};
+use super::value::{
+    ConfigValue, Days, HttpUrl, Origins, Port, PositiveCount, RedisUrl, Seconds, config_enum,
+};
 use super::{ConfigIssue, Resolved};
 
 /// Static description of one setting.
@@ -196,6 +198,24 @@ section! {
 }
 
 section! {
+    /// Console sign-in: first-run setup, tokens, cookies and lockout.
+    pub struct AuthSettings("Console authentication") {
+        /// Password asked by /console/api/init before first-run setup (at most 30 characters;
+        /// empty: no init step).
+        init_password: Option<SecretString> = "INIT_PASSWORD" => "";
+        /// Minutes an access token (and its CSRF token and cookies) stays valid.
+        access_token_expire_minutes: PositiveCount = "ACCESS_TOKEN_EXPIRE_MINUTES" => "60";
+        /// Days a refresh token stays valid.
+        refresh_token_expire_days: Days = "REFRESH_TOKEN_EXPIRE_DAYS" => "30";
+        /// Seconds an email stays locked after 5 failed logins.
+        login_lockout_duration: Seconds = "LOGIN_LOCKOUT_DURATION" => "86400";
+        /// Domain for the console cookies when console and API are on different subdomains,
+        /// e.g. example.com (empty: host-only cookies).
+        cookie_domain: String = "COOKIE_DOMAIN" => "";
+    }
+}
+
+section! {
     /// The metadata database.
     pub struct DatabaseSettings("Database") {
         /// Database type: sqlite (embedded file, kiln's default) or postgresql.
@@ -267,6 +287,7 @@ pub struct Settings {
     pub app: AppSettings,
     pub log: LogSettings,
     pub server: ServerSettings,
+    pub auth: AuthSettings,
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
     pub storage: StorageSettings,
@@ -278,6 +299,7 @@ impl Settings {
         let mut keys = AppSettings::keys();
         keys.extend(LogSettings::keys());
         keys.extend(ServerSettings::keys());
+        keys.extend(AuthSettings::keys());
         keys.extend(DatabaseSettings::keys());
         keys.extend(RedisSettings::keys());
         keys.extend(StorageSettings::keys());
@@ -288,6 +310,7 @@ impl Settings {
         let app = AppSettings::parse(resolved, issues);
         let log = LogSettings::parse(resolved, issues);
         let server = ServerSettings::parse(resolved, issues);
+        let auth = AuthSettings::parse(resolved, issues);
         let database = DatabaseSettings::parse(resolved, issues);
         let redis = RedisSettings::parse(resolved, issues);
         let storage = StorageSettings::parse(resolved, issues);
@@ -295,6 +318,7 @@ impl Settings {
             app: app?,
             log: log?,
             server: server?,
+            auth: auth?,
             database: database?,
             redis: redis?,
             storage: storage?,

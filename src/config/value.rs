@@ -128,6 +128,31 @@ impl ConfigValue for Seconds {
     }
 }
 
+/// A positive number of days, possibly fractional (Dify's REFRESH_TOKEN_EXPIRE_DAYS).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Days(pub f64);
+
+impl Days {
+    /// The duration as a `std::time::Duration`.
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.0 * 86_400.0)
+    }
+}
+
+impl ConfigValue for Days {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let value: f64 = non_empty(raw)?.parse().map_err(|e: std::num::ParseFloatError| e.to_string())?;
+        if value.is_finite() && value > 0.0 && value < 36_500.0 {
+            Ok(Self(value))
+        } else {
+            Err("out of range".into())
+        }
+    }
+    fn expected() -> String {
+        "a positive number of days, e.g. 30 or 0.5".into()
+    }
+}
+
 impl ConfigValue for bool {
     fn parse(raw: &str) -> Result<Self, String> {
         // The spellings pydantic accepts, so a Dify `.env` keeps working.

@@ -25,6 +25,9 @@ pub enum ApiError {
     ServiceUnavailable(String),
     #[error("The server encountered an internal error and was unable to complete your request.")]
     Internal,
+    /// A domain error with Dify's code for it.
+    #[error("{message}")]
+    Coded { status: StatusCode, code: &'static str, message: String },
     /// Any other status produced by a layer, kept as is.
     #[error("{1}")]
     Status(StatusCode, String),
@@ -50,12 +53,21 @@ impl ApiError {
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Status(status, _) => *status,
+            ApiError::Coded { status, .. } => *status,
         }
     }
 
-    /// Dify's code: the snake_case name of the matching werkzeug exception.
+    /// Dify's code: the domain code, else the snake_case name of the werkzeug exception.
     pub fn code(&self) -> &'static str {
-        code_for(self.status())
+        match self {
+            ApiError::Coded { code, .. } => code,
+            other => code_for(other.status()),
+        }
+    }
+
+    /// Shorthand for a coded error.
+    pub fn coded(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Coded { status, code, message: message.into() }
     }
 
     /// The error for a bodyless status produced by a tower layer (404, 405, 408, 413, ...).
@@ -93,6 +105,12 @@ fn code_for(status: StatusCode) -> &'static str {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if status == StatusCode::UNAUTHORIZED {
+            let body = Envelope { code: self.code(), message: self.to_string(), status: status.as_u16() };
+            // Dify adds this header to every 401.
+            return (status, [(header::WWW_AUTHENTICATE, "Bearer realm=\"api\"")], axum::Json(body))
+                .into_response();
+        }
         let body = Envelope { code: self.code(), message: self.to_string(), status: status.as_u16() };
         (status, axum::Json(body)).into_response()
     }
@@ -129,4 +147,27 @@ pub async fn json_errors(request: Request<Body>, next: Next) -> Response {
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("request handler panicked");
     ApiError::Internal.into_response()
+}
+
+/// A JSON body whose rejection (bad JSON, wrong field types) is a 400 in the envelope with
+/// the parser's explanation, instead of axum's plain-text reply.
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request<Body>, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) => Err(ApiError::coded(
+                StatusCode::BAD_REQUEST,
+                "invalid_param",
+                format!("Invalid JSON payload received or JSON payload is empty: {}", rejection.body_text()),
+            )),
+        }
+    }
 }

@@ -21,6 +21,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::accounts::tokens::AuthStore;
 use crate::config::Settings;
 use crate::config::value::Origins;
 use crate::infra::db::Db;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub storage: Storage,
     /// The effective `SECRET_KEY` (configured or generated), for signing.
     pub secret_key: Arc<SecretString>,
+    /// Refresh tokens and login counters (Redis when configured, else the database).
+    pub auth: AuthStore,
 }
 
 fn cors(origins: &Origins, credentials: bool) -> CorsLayer {
@@ -80,7 +83,9 @@ async fn not_found() -> error::ApiError {
 /// Builds the full router with every middleware.
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
-    let console = Router::new().fallback(not_found).layer(cors(&settings.console_cors_origins(), true));
+    let console = crate::accounts::http::routes()
+        .fallback(not_found)
+        .layer(cors(&settings.console_cors_origins(), true));
     let web =
         Router::new().fallback(not_found).layer(cors(&settings.server.web_api_cors_allow_origins, true));
     let service = Router::new().fallback(not_found).layer(cors(&Origins::Any, false));
@@ -99,7 +104,6 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", web)
         .nest("/v1", service)
         .fallback(not_found)
-        .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(body_limit));
     if !timeout.is_zero() {

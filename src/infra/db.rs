@@ -146,3 +146,26 @@ pub fn ensure_parent_dir(path: &std::path::Path) -> Result<(), DbError> {
         _ => Ok(()),
     }
 }
+
+/// Runs the same sqlx code on whichever pool `db` holds: `$body` is compiled once per
+/// backend with `$pool` bound to that backend's concrete pool, so SQL written with `$n`
+/// placeholders and portable syntax needs writing only once.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::infra::db::Db::Postgres($pool) => $body,
+            $crate::infra::db::Db::Sqlite($pool) => $body,
+        }
+    };
+}
+
+/// The name of the unique constraint or index a write violated, if that is why it failed.
+pub fn unique_violation(error: &sqlx::Error) -> Option<String> {
+    let db_error = error.as_database_error()?;
+    if !db_error.is_unique_violation() {
+        return None;
+    }
+    // PostgreSQL names the constraint; SQLite only says "UNIQUE constraint failed: table.column".
+    Some(db_error.constraint().map(str::to_owned).unwrap_or_else(|| db_error.message().to_owned()))
+}

@@ -1,6 +1,7 @@
 //! Shared services every role wires together: database, migrations, Redis, storage,
 //! logging and shutdown.
 
+pub mod crypto;
 pub mod db;
 pub mod migrations;
 pub mod redis;

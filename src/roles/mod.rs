@@ -6,6 +6,7 @@ pub mod migrate;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::accounts::tokens::AuthStore;
 use crate::config::{Settings, Source};
 use crate::http::AppState;
 use crate::infra::db::{Db, DbError, describe};
@@ -53,7 +54,7 @@ pub enum RoleError {
     Db(#[from] DbError),
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("invalid Redis settings: {0}")]
+    #[error("Redis: {0}")]
     Redis(String),
     #[error(
         "cannot listen on {addr}: {reason}. Change DIFY_PORT (set at {port_source}) or DIFY_BIND_ADDRESS (set at {bind_source})"
@@ -94,6 +95,25 @@ pub async fn prepare(settings: Arc<Settings>, migrate: bool) -> Result<AppState,
         None => storage.load_or_create_secret_key().await?,
     };
     let redis = RedisProbe::from_settings(&settings).map_err(RoleError::Redis)?;
+    let auth = auth_store(&settings, &db).await?;
     tracing::debug!(database = %describe(&settings), storage = storage.root(), "services ready");
-    Ok(AppState { settings, db, redis: Arc::new(redis), storage, secret_key: Arc::new(secret_key) })
+    Ok(AppState { settings, db, redis: Arc::new(redis), storage, secret_key: Arc::new(secret_key), auth })
+}
+
+/// Where console tokens and login counters live: Redis (Dify's keys) when REDIS_HOST is
+/// set, so Dify-style deployments share them across replicas; otherwise the database.
+pub async fn auth_store(settings: &Settings, db: &Db) -> Result<AuthStore, RoleError> {
+    let Some(url) = crate::infra::redis::url_from_settings(settings) else {
+        return Ok(AuthStore::Db(db.clone()));
+    };
+    let target =
+        format!("Redis at {}:{} (REDIS_HOST, REDIS_PORT)", settings.redis.host, settings.redis.port.0);
+    let client = redis::Client::open(url).map_err(|e| RoleError::Redis(format!("{target}: {e}")))?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(5)));
+    let manager = redis::aio::ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(|e| RoleError::Redis(format!("cannot connect to {target}: {e}")))?;
+    Ok(AuthStore::Redis(manager))
 }

@@ -282,3 +282,88 @@ pub fn workdir() -> tempfile::TempDir {
 pub fn path_str(dir: &Path, name: &str) -> String {
     PathBuf::from(dir).join(name).display().to_string()
 }
+
+/// A minimal browser for the console API: keeps cookies from Set-Cookie and can send the
+/// CSRF header from the csrf cookie, as Dify's web client does.
+pub struct Browser {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub cookies: std::collections::BTreeMap<String, String>,
+    /// Raw Set-Cookie headers of the last response.
+    pub last_set_cookies: Vec<String>,
+}
+
+impl Browser {
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            client: reqwest::Client::new(),
+            cookies: Default::default(),
+            last_set_cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    /// The csrf cookie's value, whatever its prefix.
+    pub fn csrf(&self) -> Option<String> {
+        self.cookies.iter().find(|(k, _)| k.ends_with("csrf_token")).map(|(_, v)| v.clone())
+    }
+
+    /// Sends a request with the cookies and, if `csrf`, the X-CSRF-Token header.
+    pub async fn send(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        csrf: bool,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.url));
+        if !self.cookies.is_empty() {
+            request = request.header("Cookie", self.cookie_header());
+        }
+        if csrf && let Some(token) = self.csrf() {
+            request = request.header("X-CSRF-Token", token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        self.last_set_cookies = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        for raw in &self.last_set_cookies {
+            let pair = raw.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                if value.is_empty() || raw.contains("Max-Age=0") {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_owned(), value.to_owned());
+                }
+            }
+        }
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
+    pub async fn get(&mut self, path: &str) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, None, true).await
+    }
+
+    pub async fn post(&mut self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::POST, path, Some(body), true).await
+    }
+
+    /// Logs in with the password Base64-encoded, as the web client sends it.
+    pub async fn login(&mut self, email: &str, password: &str) -> (u16, serde_json::Value) {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(password);
+        self.post("/console/api/login", serde_json::json!({"email": email, "password": encoded})).await
+    }
+}

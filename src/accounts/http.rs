@@ -1,0 +1,417 @@
+//! Console API routes for setup, login, tokens, profile and workspace (Dify-compatible).
+
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::model::{Account, Membership};
+use super::service::{Accounts, AccountsError, Session};
+use super::tokens::Passport;
+use crate::config::Settings;
+use crate::http::AppState;
+use crate::http::error::{ApiError, JsonBody};
+
+/// Cookie names, as Dify sets them.
+pub const ACCESS_COOKIE: &str = "access_token";
+pub const REFRESH_COOKIE: &str = "refresh_token";
+pub const CSRF_COOKIE: &str = "csrf_token";
+/// kiln's record that the INIT_PASSWORD step passed (Dify keeps it in its session cookie).
+pub const INIT_COOKIE: &str = "init_validated";
+const INIT_SUBJECT: &str = "init-validated";
+
+impl From<AccountsError> for ApiError {
+    fn from(error: AccountsError) -> Self {
+        use AccountsError as E;
+        let (status, code) = match &error {
+            E::AccountNotFound(_) => (StatusCode::NOT_FOUND, "account_not_found"),
+            E::InvalidEmail(_) => (StatusCode::BAD_REQUEST, "invalid_email"),
+            E::EmailTaken(_) => (StatusCode::BAD_REQUEST, "email_already_in_use"),
+            E::Policy(_) | E::InvalidParam(_) => (StatusCode::BAD_REQUEST, "invalid_param"),
+            E::PasswordMismatch => (StatusCode::BAD_REQUEST, "password_mismatch"),
+            E::EmailMismatch => (StatusCode::BAD_REQUEST, "invalid_email"),
+            E::AlreadySetup => (StatusCode::FORBIDDEN, "already_setup"),
+            E::NotSetup => (StatusCode::UNAUTHORIZED, "not_setup"),
+            E::NotInitValidated => (StatusCode::UNAUTHORIZED, "not_init_validated"),
+            E::InitValidateFailed => (StatusCode::UNAUTHORIZED, "init_validate_failed"),
+            E::InvalidCredentials => (StatusCode::UNAUTHORIZED, "authentication_failed"),
+            E::LockedOut => (StatusCode::TOO_MANY_REQUESTS, "email_code_login_limit"),
+            E::Banned => (StatusCode::UNAUTHORIZED, "account_banned"),
+            E::NoWorkspace => (StatusCode::BAD_REQUEST, "workspace_not_found"),
+            E::InvalidToken => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            E::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            E::Hash(_) | E::Keys(_) | E::Repo(_) | E::Token(_) => {
+                tracing::error!(%error, "account operation failed");
+                return ApiError::Internal;
+            }
+        };
+        ApiError::coded(status, code, error.to_string())
+    }
+}
+
+fn accounts(state: &AppState) -> Accounts<'_> {
+    Accounts { db: &state.db, storage: &state.storage, auth: &state.auth, settings: &state.settings }
+}
+
+/// Whether cookies must be Secure: both console URLs are https (Dify's `is_secure()`).
+pub fn is_secure(settings: &Settings) -> bool {
+    let https =
+        |url: &Option<crate::config::value::HttpUrl>| url.as_ref().is_some_and(|u| u.0.scheme() == "https");
+    https(&settings.server.console_web_url) && https(&settings.server.console_api_url)
+}
+
+/// The cookie name as sent: `__Host-` prefixed on https without a shared cookie domain.
+pub fn cookie_name(settings: &Settings, base: &str) -> String {
+    if is_secure(settings) && settings.auth.cookie_domain.trim().is_empty() {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+fn set_cookie(
+    settings: &Settings,
+    base: &str,
+    value: &str,
+    max_age: Duration,
+    http_only: bool,
+) -> HeaderValue {
+    let mut cookie = cookie::Cookie::new(cookie_name(settings, base), value.to_owned());
+    cookie.set_path("/");
+    cookie.set_http_only(http_only);
+    cookie.set_secure(is_secure(settings));
+    cookie.set_same_site(cookie::SameSite::Lax);
+    cookie.set_max_age(cookie::time::Duration::seconds(max_age.as_secs() as i64));
+    let domain = settings.auth.cookie_domain.trim().trim_start_matches('.');
+    if !domain.is_empty() {
+        cookie.set_domain(domain.to_owned());
+    }
+    // A cookie built from our own names and URL-safe token strings is always a valid header.
+    HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn session_cookies(settings: &Settings, session: &Session) -> Vec<(header::HeaderName, HeaderValue)> {
+    let access = Duration::from_secs(u64::from(settings.auth.access_token_expire_minutes.0) * 60);
+    let refresh = settings.auth.refresh_token_expire_days.duration();
+    vec![
+        (header::SET_COOKIE, set_cookie(settings, ACCESS_COOKIE, &session.access_token, access, true)),
+        (header::SET_COOKIE, set_cookie(settings, REFRESH_COOKIE, &session.refresh_token, refresh, true)),
+        (header::SET_COOKIE, set_cookie(settings, CSRF_COOKIE, &session.csrf_token, access, false)),
+    ]
+}
+
+fn cleared_cookies(settings: &Settings) -> Vec<(header::HeaderName, HeaderValue)> {
+    [(ACCESS_COOKIE, true), (REFRESH_COOKIE, true), (CSRF_COOKIE, false)]
+        .into_iter()
+        .map(|(name, http_only)| {
+            (header::SET_COOKIE, set_cookie(settings, name, "", Duration::ZERO, http_only))
+        })
+        .collect()
+}
+
+/// A cookie's value from the request, by its real (possibly prefixed) name.
+pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+fn with_cookies(
+    body: Value,
+    status: StatusCode,
+    cookies: Vec<(header::HeaderName, HeaderValue)>,
+) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    for (name, value) in cookies {
+        response.headers_mut().append(name, value);
+    }
+    response
+}
+
+fn ts(at: chrono::DateTime<chrono::Utc>) -> i64 {
+    at.timestamp()
+}
+
+/// The signed-in console user, checked as Dify's `login_required` does: access token from the
+/// cookie or `Authorization: Bearer`, and `X-CSRF-Token` on every method but OPTIONS.
+pub struct ConsoleSession {
+    pub account: Account,
+    pub membership: Membership,
+}
+
+impl FromRequestParts<AppState> for ConsoleSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let settings = &state.settings;
+        let unauthorized = |message: &str| ApiError::coded(StatusCode::UNAUTHORIZED, "unauthorized", message);
+        let token = read_cookie(&parts.headers, &cookie_name(settings, ACCESS_COOKIE)).or_else(|| {
+            parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(|t| t.trim().to_owned())
+        });
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Err(unauthorized("Invalid Authorization token."));
+        };
+        let passport = Passport::new(&state.secret_key);
+        let account_id =
+            passport.verify_access(&token).map_err(|_| unauthorized("Invalid Authorization token."))?;
+        if parts.method != Method::OPTIONS {
+            check_csrf(parts, settings, &passport, account_id)?;
+        }
+        let (account, membership) = accounts(state).authenticate(account_id).await?;
+        Ok(Self { account, membership })
+    }
+}
+
+fn check_csrf(
+    parts: &Parts,
+    settings: &Settings,
+    passport: &Passport,
+    account_id: Uuid,
+) -> Result<(), ApiError> {
+    let invalid =
+        || ApiError::coded(StatusCode::UNAUTHORIZED, "unauthorized", "CSRF token is missing or invalid.");
+    let header = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).ok_or_else(invalid)?;
+    if let Some(cookie) = read_cookie(&parts.headers, &cookie_name(settings, CSRF_COOKIE))
+        && cookie != header
+    {
+        return Err(invalid());
+    }
+    match passport.verify_subject(header) {
+        Ok(subject) if subject == account_id.to_string() => Ok(()),
+        _ => Err(invalid()),
+    }
+}
+
+/// The console routes this feature owns (mounted under `/console/api`).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/init", get(init_status).post(init_validate))
+        .route("/setup", get(setup_status).post(setup))
+        .route("/login", post(login))
+        .route("/refresh-token", post(refresh_token))
+        .route("/logout", post(logout))
+        .route("/account/profile", get(profile))
+        .route("/workspaces/current", get(current_workspace).post(current_workspace))
+        .route("/workspaces/current/name", post(rename_workspace))
+        .route("/workspaces/info", post(rename_workspace))
+}
+
+fn init_passed(state: &AppState, headers: &HeaderMap) -> bool {
+    if state.settings.auth.init_password.is_none() {
+        return true;
+    }
+    read_cookie(headers, INIT_COOKIE)
+        .and_then(|token| Passport::new(&state.secret_key).verify_subject(&token).ok())
+        .is_some_and(|subject| subject == INIT_SUBJECT)
+}
+
+async fn init_status(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let finished = init_passed(&state, &headers) || accounts(&state).setup_at().await?.is_some();
+    Ok(Json(json!({ "status": if finished { "finished" } else { "not_started" } })))
+}
+
+#[derive(Deserialize)]
+struct InitRequest {
+    password: String,
+}
+
+async fn init_validate(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<InitRequest>,
+) -> Result<Response, ApiError> {
+    if body.password.chars().count() > 30 {
+        return Err(ApiError::coded(
+            StatusCode::BAD_REQUEST,
+            "invalid_param",
+            "password must be at most 30 characters.",
+        ));
+    }
+    accounts(&state).validate_init(&body.password).await?;
+    let token = Passport::new(&state.secret_key)
+        .subject_token(INIT_SUBJECT, Duration::from_secs(3600))
+        .map_err(AccountsError::from)?;
+    let mut cookie = cookie::Cookie::new(INIT_COOKIE, token);
+    cookie.set_path("/");
+    cookie.set_http_only(true);
+    cookie.set_same_site(cookie::SameSite::Lax);
+    cookie.set_secure(is_secure(&state.settings));
+    let value = HeaderValue::from_str(&cookie.to_string()).map_err(|_| ApiError::Internal)?;
+    Ok(with_cookies(json!({"result": "success"}), StatusCode::CREATED, vec![(header::SET_COOKIE, value)]))
+}
+
+async fn setup_status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(match accounts(&state).setup_at().await? {
+        Some(at) => json!({ "step": "finished", "setup_at": at.to_rfc3339() }),
+        None => json!({ "step": "not_started" }),
+    }))
+}
+
+#[derive(Deserialize)]
+struct SetupRequest {
+    email: String,
+    name: String,
+    password: String,
+    language: Option<String>,
+}
+
+async fn setup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<SetupRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let accounts = accounts(&state);
+    if accounts.is_setup().await? {
+        return Err(AccountsError::AlreadySetup.into());
+    }
+    if !init_passed(&state, &headers) {
+        return Err(AccountsError::NotInitValidated.into());
+    }
+    accounts.setup(&body.email, &body.name, &body.password, body.language.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(json!({"result": "success"}))))
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    email: String,
+    /// Base64 of the password, as Dify's web client sends it.
+    password: String,
+    #[serde(default)]
+    remember_me: bool,
+}
+
+fn client_ip(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let _ = body.remember_me; // accepted for compatibility; cookie lifetimes come from config
+    let password = base64::engine::general_purpose::STANDARD
+        .decode(body.password.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| {
+            ApiError::coded(StatusCode::UNAUTHORIZED, "authentication_failed", "Invalid encrypted data")
+        })?;
+    let accounts = accounts(&state);
+    let account = match accounts.login(&body.email, &password, client_ip(&headers).as_deref()).await {
+        Ok(account) => account,
+        Err(AccountsError::NoWorkspace) => {
+            let message = AccountsError::NoWorkspace.to_string();
+            return Ok(Json(json!({"result": "fail", "data": message})).into_response());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let session = accounts.issue_session(account.id, &state.secret_key).await?;
+    Ok(with_cookies(json!({"result": "success"}), StatusCode::OK, session_cookies(&state.settings, &session)))
+}
+
+async fn refresh_token(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let fail = |message: &str| {
+        (StatusCode::UNAUTHORIZED, Json(json!({"result": "fail", "message": message}))).into_response()
+    };
+    let Some(token) =
+        read_cookie(&headers, &cookie_name(&state.settings, REFRESH_COOKIE)).filter(|t| !t.is_empty())
+    else {
+        return fail("No refresh token provided");
+    };
+    match accounts(&state).refresh(&token, &state.secret_key).await {
+        Ok(session) => with_cookies(
+            json!({"result": "success"}),
+            StatusCode::OK,
+            session_cookies(&state.settings, &session),
+        ),
+        Err(error) => fail(&error.to_string()),
+    }
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let settings = &state.settings;
+    let account = read_cookie(&headers, &cookie_name(settings, ACCESS_COOKIE))
+        .and_then(|token| Passport::new(&state.secret_key).verify_access(&token).ok());
+    if let Some(account_id) = account {
+        state.auth.revoke_account(account_id).await.map_err(AccountsError::from)?;
+    } else if let Some(refresh) = read_cookie(&headers, &cookie_name(settings, REFRESH_COOKIE)) {
+        state.auth.take_refresh(&refresh).await.map_err(AccountsError::from)?;
+    }
+    Ok(with_cookies(json!({"result": "success"}), StatusCode::OK, cleared_cookies(settings)))
+}
+
+async fn profile(session: ConsoleSession) -> Json<Value> {
+    let a = &session.account;
+    Json(json!({
+        "id": a.id,
+        "name": a.name,
+        "avatar": a.avatar,
+        "avatar_url": Value::Null,
+        "email": a.email,
+        "is_password_set": a.password.is_some(),
+        "interface_language": a.interface_language,
+        "interface_theme": a.interface_theme,
+        "timezone": a.timezone,
+        "last_login_at": a.last_login_at.map(ts),
+        "last_login_ip": a.last_login_ip,
+        "created_at": ts(a.created_at),
+    }))
+}
+
+fn workspace_json(membership: &Membership) -> Value {
+    let t = &membership.tenant;
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "plan": t.plan,
+        "status": t.status,
+        "created_at": ts(t.created_at),
+        "role": membership.role.as_str(),
+        "in_trial": Value::Null,
+        "trial_end_reason": Value::Null,
+        "custom_config": {},
+    })
+}
+
+async fn current_workspace(session: ConsoleSession) -> Json<Value> {
+    Json(workspace_json(&session.membership))
+}
+
+#[derive(Deserialize)]
+struct RenameRequest {
+    name: String,
+}
+
+async fn rename_workspace(
+    State(state): State<AppState>,
+    session: ConsoleSession,
+    JsonBody(body): JsonBody<RenameRequest>,
+) -> Result<Json<Value>, ApiError> {
+    accounts(&state).rename_workspace(&session.membership, &body.name).await?;
+    let mut membership = session.membership;
+    membership.tenant.name = body.name.trim().to_owned();
+    Ok(Json(json!({"result": "success", "tenant": workspace_json(&membership)})))
+}

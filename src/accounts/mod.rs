@@ -1,0 +1,9 @@
+//! Accounts, workspaces (tenants), membership and console authentication.
+
+pub mod http;
+pub mod keys;
+pub mod model;
+pub mod password;
+pub mod repo;
+pub mod service;
+pub mod tokens;

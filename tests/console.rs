@@ -1,0 +1,470 @@
+//! Console setup, login, tokens, CSRF and workspaces through the real binary, on SQLite
+//! (tokens in the database) and on PostgreSQL with Redis (tokens under Dify's Redis keys).
+
+mod common;
+
+use common::{Browser, KilnProcess, PgDatabase, kiln, workdir};
+use serde_json::json;
+use std::process::Command;
+
+const OWNER: &str = "Owner@Example.com";
+const PASSWORD: &str = "s3cretpass";
+
+/// A running server plus what is needed to run admin commands against the same stores.
+struct Stack {
+    _server: KilnProcess,
+    url: String,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    _db: Option<PgDatabase>,
+}
+
+impl Stack {
+    async fn sqlite(extra: &[(&str, &str)]) -> Self {
+        Self::start(Vec::new(), None, extra).await
+    }
+
+    async fn postgres_redis(extra: &[(&str, &str)]) -> Self {
+        let db = PgDatabase::create().await;
+        let mut env = db.env();
+        env.push(("REDIS_HOST".into(), "127.0.0.1".into()));
+        env.push(("MIGRATION_ENABLED".into(), "true".into()));
+        Self::start(env, Some(db), extra).await
+    }
+
+    async fn start(mut env: Vec<(String, String)>, db: Option<PgDatabase>, extra: &[(&str, &str)]) -> Self {
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let dir = workdir();
+        let mut command = kiln(dir.path());
+        command.envs(env.iter().cloned());
+        let mut server = KilnProcess::spawn(command);
+        let url = server.wait_until_serving();
+        Self { _server: server, url, dir, env, _db: db }
+    }
+
+    /// An admin command against the same database, storage and Redis.
+    fn admin(&self, args: &[&str]) -> Command {
+        let mut command = kiln(self.dir.path());
+        command.envs(self.env.iter().cloned()).args(args);
+        command
+    }
+
+    async fn setup_owner(&self) -> Browser {
+        let mut browser = Browser::new(&self.url);
+        let (status, body) = browser
+            .post("/console/api/setup", json!({"email": OWNER, "name": "Owner", "password": PASSWORD}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        browser
+    }
+}
+
+fn output(mut command: Command) -> (i32, String, String) {
+    let output = command.output().expect("run kiln");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn console_flow(stack: &Stack) {
+    let mut browser = Browser::new(&stack.url);
+    assert_eq!(browser.get("/console/api/setup").await.1, json!({"step": "not_started"}));
+    let (status, body) = browser.login(OWNER, PASSWORD).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("not_setup")), "{body}");
+
+    let mut browser = stack.setup_owner().await;
+    let (status, body) = browser.get("/console/api/setup").await;
+    assert_eq!((status, body["step"].as_str()), (200, Some("finished")), "{body}");
+    let (status, body) = browser
+        .post("/console/api/setup", json!({"email": "second@example.com", "name": "X", "password": PASSWORD}))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("already_setup")), "{body}");
+
+    // Setup does not log in; the profile needs a session.
+    let (status, _) = browser.get("/console/api/account/profile").await;
+    assert_eq!(status, 401);
+
+    let (status, body) = browser.login("owner@example.com", PASSWORD).await;
+    assert_eq!((status, &body), (200, &json!({"result": "success"})));
+    let access =
+        browser.last_set_cookies.iter().find(|c| c.starts_with("access_token=")).expect("access cookie");
+    let csrf = browser.last_set_cookies.iter().find(|c| c.starts_with("csrf_token=")).expect("csrf cookie");
+    let refresh =
+        browser.last_set_cookies.iter().find(|c| c.starts_with("refresh_token=")).expect("refresh cookie");
+    for cookie in [access, csrf, refresh] {
+        assert!(cookie.contains("Path=/") && cookie.contains("SameSite=Lax"), "{cookie}");
+        assert!(!cookie.contains("Secure"), "plain http must not set Secure: {cookie}");
+    }
+    assert!(access.contains("HttpOnly") && access.contains("Max-Age=3600"), "{access}");
+    assert!(refresh.contains("HttpOnly") && refresh.contains("Max-Age=2592000"), "{refresh}");
+    assert!(!csrf.contains("HttpOnly"), "the web client must read the csrf cookie: {csrf}");
+
+    let (status, profile) = browser.get("/console/api/account/profile").await;
+    assert_eq!(status, 200, "{profile}");
+    assert_eq!(profile["email"], "owner@example.com", "stored lower-cased");
+    assert_eq!(profile["name"], "Owner");
+    assert_eq!(profile["is_password_set"], true);
+
+    // CSRF: missing or wrong header → 401 even for GET.
+    let (status, body) =
+        browser.send(reqwest::Method::GET, "/console/api/account/profile", None, false).await;
+    assert_eq!((status, body["message"].as_str()), (401, Some("CSRF token is missing or invalid.")));
+    let mut forged = Browser::new(&stack.url);
+    forged.cookies = browser.cookies.clone();
+    forged.cookies.insert("csrf_token".into(), "forged".into());
+    assert_eq!(forged.get("/console/api/account/profile").await.0, 401);
+
+    // The access token also works as a Bearer token (with the CSRF header).
+    let access_token = browser.cookies["access_token"].clone();
+    let response = reqwest::Client::new()
+        .get(format!("{}/console/api/workspaces/current", stack.url))
+        .bearer_auth(&access_token)
+        .header("X-CSRF-Token", browser.csrf().expect("csrf"))
+        .send()
+        .await
+        .expect("bearer request");
+    assert_eq!(response.status(), 200);
+    let workspace: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(workspace["name"], "Owner's Workspace");
+    assert_eq!(workspace["role"], "owner");
+
+    let (status, body) =
+        browser.post("/console/api/workspaces/current/name", json!({"name": "Renamed"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(browser.get("/console/api/workspaces/current").await.1["name"], "Renamed");
+
+    // Refresh rotation: the new token works once; the old one never again.
+    let old_refresh = browser.cookies["refresh_token"].clone();
+    let (status, body) = browser.post("/console/api/refresh-token", json!({})).await;
+    assert_eq!((status, &body), (200, &json!({"result": "success"})));
+    assert_ne!(browser.cookies["refresh_token"], old_refresh);
+    assert_eq!(browser.get("/console/api/account/profile").await.0, 200, "new access token works");
+    let mut replay = Browser::new(&stack.url);
+    replay.cookies.insert("refresh_token".into(), old_refresh);
+    let (status, body) = replay.post("/console/api/refresh-token", json!({})).await;
+    assert_eq!((status, body["result"].as_str()), (401, Some("fail")), "{body}");
+    let (status, body) = Browser::new(&stack.url).post("/console/api/refresh-token", json!({})).await;
+    assert_eq!((status, &body), (401, &json!({"result": "fail", "message": "No refresh token provided"})));
+
+    // Logout clears the cookies and revokes the refresh token.
+    let current_refresh = browser.cookies["refresh_token"].clone();
+    let (status, _) = browser.post("/console/api/logout", json!({})).await;
+    assert_eq!(status, 200);
+    assert!(
+        browser.last_set_cookies.iter().all(|c| c.contains("Max-Age=0")),
+        "{:?}",
+        browser.last_set_cookies
+    );
+    let mut after = Browser::new(&stack.url);
+    after.cookies.insert("refresh_token".into(), current_refresh);
+    assert_eq!(after.post("/console/api/refresh-token", json!({})).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_flow_on_sqlite() {
+    let stack = Stack::sqlite(&[]).await;
+    console_flow(&stack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_flow_on_postgres_with_redis_tokens() {
+    let stack = Stack::postgres_redis(&[]).await;
+    console_flow(&stack).await;
+    // Log in again and check the refresh token sits under Dify's key names.
+    let mut browser = Browser::new(&stack.url);
+    assert_eq!(browser.login(OWNER, PASSWORD).await.0, 200);
+    let token = browser.cookies["refresh_token"].clone();
+    let client = redis::Client::open("redis://127.0.0.1:6379/0").expect("redis client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    let account: Option<String> =
+        redis::cmd("GET").arg(format!("refresh_token:{token}")).query_async(&mut conn).await.expect("GET");
+    let account = account.expect("refresh_token:{t} set in Redis");
+    let back: Option<String> = redis::cmd("GET")
+        .arg(format!("account_refresh_token:{account}"))
+        .query_async(&mut conn)
+        .await
+        .expect("GET");
+    assert_eq!(back.as_deref(), Some(token.as_str()));
+}
+
+async fn lockout(stack: &Stack) {
+    let mut browser = stack.setup_owner().await;
+    for attempt in 1..=5 {
+        let (status, body) = browser.login(OWNER, "wrong-password-1").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (401, Some("authentication_failed")),
+            "attempt {attempt}: {body}"
+        );
+    }
+    let (status, body) = browser.login(OWNER, PASSWORD).await;
+    assert_eq!(status, 429, "sixth attempt is refused even with the right password: {body}");
+    // The operator's fix: reset-password clears the lockout.
+    let (code, stdout, stderr) = output(stack.admin(&[
+        "reset-password",
+        "--email",
+        OWNER,
+        "--new-password",
+        "n3wpassword",
+        "--password-confirm",
+        "n3wpassword",
+    ]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("Password reset successfully."));
+    assert_eq!(browser.login(OWNER, "n3wpassword").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_failed_logins_lock_the_email_on_sqlite() {
+    lockout(&Stack::sqlite(&[]).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_failed_logins_lock_the_email_in_redis() {
+    lockout(&Stack::postgres_redis(&[]).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_urls_give_host_prefixed_secure_cookies() {
+    let stack = Stack::sqlite(&[
+        ("CONSOLE_WEB_URL", "https://console.example.com"),
+        ("CONSOLE_API_URL", "https://api.example.com"),
+    ])
+    .await;
+    let mut browser = stack.setup_owner().await;
+    assert_eq!(browser.login(OWNER, PASSWORD).await.0, 200);
+    for name in ["__Host-access_token=", "__Host-refresh_token=", "__Host-csrf_token="] {
+        let cookie =
+            browser.last_set_cookies.iter().find(|c| c.starts_with(name)).unwrap_or_else(|| panic!("{name}"));
+        assert!(cookie.contains("Secure") && !cookie.contains("Domain="), "{cookie}");
+    }
+    assert_eq!(browser.get("/console/api/account/profile").await.0, 200, "prefixed cookies are read back");
+
+    let shared = Stack::sqlite(&[
+        ("CONSOLE_WEB_URL", "https://console.example.com"),
+        ("CONSOLE_API_URL", "https://api.example.com"),
+        ("COOKIE_DOMAIN", ".example.com"),
+    ])
+    .await;
+    let mut browser = shared.setup_owner().await;
+    assert_eq!(browser.login(OWNER, PASSWORD).await.0, 200);
+    let access =
+        browser.last_set_cookies.iter().find(|c| c.starts_with("access_token=")).expect("unprefixed");
+    assert!(access.contains("Domain=example.com") && access.contains("Secure"), "{access}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_password_gates_setup() {
+    let stack = Stack::sqlite(&[("INIT_PASSWORD", "letmein")]).await;
+    let mut browser = Browser::new(&stack.url);
+    assert_eq!(browser.get("/console/api/init").await.1, json!({"status": "not_started"}));
+    let setup = json!({"email": OWNER, "name": "Owner", "password": PASSWORD});
+    let (status, body) = browser.post("/console/api/setup", setup.clone()).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("not_init_validated")));
+    let (status, body) = browser.post("/console/api/init", json!({"password": "nope"})).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("init_validate_failed")));
+    let (status, _) = browser.post("/console/api/init", json!({"password": "letmein"})).await;
+    assert_eq!(status, 201);
+    assert_eq!(browser.get("/console/api/init").await.1, json!({"status": "finished"}));
+    assert_eq!(browser.post("/console/api/setup", setup).await.0, 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_json_4xx() {
+    let stack = Stack::sqlite(&[]).await;
+    let mut browser = Browser::new(&stack.url);
+    for (body, code) in [
+        (json!({"email": "not-an-email", "name": "A", "password": PASSWORD}), "invalid_email"),
+        (json!({"email": OWNER, "name": "A", "password": "short"}), "invalid_param"),
+        (json!({"email": OWNER, "name": "", "password": PASSWORD}), "invalid_param"),
+        (json!({"email": OWNER}), "invalid_param"),
+    ] {
+        let (status, reply) = browser.post("/console/api/setup", body).await;
+        assert_eq!((status, reply["code"].as_str()), (400, Some(code)), "{reply}");
+    }
+    let response = reqwest::Client::new()
+        .post(format!("{}/console/api/login", stack.url))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "invalid_param");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_of_one_workspace_never_sees_another() {
+    let stack = Stack::postgres_redis(&[]).await;
+    let mut owner = stack.setup_owner().await;
+    assert_eq!(owner.login(OWNER, PASSWORD).await.0, 200);
+    let (code, stdout, stderr) =
+        output(stack.admin(&["create-tenant", "--email", "other@example.com", "--name", "Other Co"]));
+    assert_eq!(code, 0, "{stderr}");
+    let password =
+        stdout.lines().find_map(|l| l.strip_prefix("Password: ")).expect("password printed").to_owned();
+    let mut other = Browser::new(&stack.url);
+    assert_eq!(other.login("other@example.com", &password).await.0, 200);
+
+    let mine = owner.get("/console/api/workspaces/current").await.1;
+    let theirs = other.get("/console/api/workspaces/current").await.1;
+    assert_ne!(mine["id"], theirs["id"]);
+    assert_eq!(theirs["name"], "Other Co");
+    assert_eq!(
+        other.post("/console/api/workspaces/current/name", json!({"name": "Taken over"})).await.0,
+        200
+    );
+    assert_eq!(owner.get("/console/api/workspaces/current").await.1["name"], "Owner's Workspace");
+    // One user's tokens never act for the other.
+    let mut mixed = Browser::new(&stack.url);
+    mixed.cookies.insert("access_token".into(), other.cookies["access_token"].clone());
+    mixed.cookies.insert("csrf_token".into(), owner.csrf().expect("csrf"));
+    assert_eq!(mixed.get("/console/api/workspaces/current").await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dify_pbkdf2_hash_logs_in_and_is_upgraded() {
+    let stack = Stack::sqlite(&[]).await;
+    let mut browser = stack.setup_owner().await;
+    let (hash, salt) = kiln::accounts::password::dify_legacy_hash("difypass123", b"0123456789abcdef");
+    let url = format!("sqlite://{}", stack.dir.path().join("storage/kiln.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open sqlite");
+    sqlx::query("UPDATE accounts SET password = $1, password_salt = $2")
+        .bind(&hash)
+        .bind(&salt)
+        .execute(&pool)
+        .await
+        .expect("store a Dify hash");
+    assert_eq!(browser.login(OWNER, "wrongpass1").await.0, 401);
+    assert_eq!(browser.login(OWNER, "difypass123").await.0, 200);
+    let (stored, stored_salt): (String, Option<String>) =
+        sqlx::query_as("SELECT password, password_salt FROM accounts")
+            .fetch_one(&pool)
+            .await
+            .expect("read back");
+    assert!(stored.starts_with("$argon2id$"), "{stored}");
+    assert_eq!(stored_salt, None);
+    assert_eq!(Browser::new(&stack.url).login(OWNER, "difypass123").await.0, 200, "still the same password");
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_report_with_real_exit_codes() {
+    let stack = Stack::sqlite(&[]).await;
+    stack.setup_owner().await;
+    let reset = |email: &str, pw: &str, confirm: &str| {
+        output(stack.admin(&[
+            "reset-password",
+            "--email",
+            email,
+            "--new-password",
+            pw,
+            "--password-confirm",
+            confirm,
+        ]))
+    };
+    let (code, _, stderr) = reset("nobody@example.com", "abc12345", "abc12345");
+    assert_eq!((code, stderr.trim()), (1, "Account not found for email: nobody@example.com"));
+    let (code, _, stderr) = reset(OWNER, "abcdefgh", "abcdefgh");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("Invalid password. Must match"), "{stderr}");
+    let (code, _, stderr) = reset(OWNER, "abc12345", "abc12346");
+    assert_eq!((code, stderr.trim()), (1, "Passwords do not match."));
+    let (code, _, stderr) = output(stack.admin(&["reset-password", "--email", OWNER]));
+    assert_eq!(code, 2, "no terminal and a missing option is a usage error");
+    assert!(stderr.contains("--new-password"), "{stderr}");
+
+    let (code, stdout, _) = output(stack.admin(&["create-tenant", "--email", "Second@Example.com"]));
+    assert_eq!(code, 0);
+    assert!(
+        stdout.starts_with("Account and tenant created.\nAccount: second@example.com\nPassword: "),
+        "{stdout}"
+    );
+    let (code, _, stderr) = output(stack.admin(&["create-tenant", "--email", "second@example.com"]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("already exists"), "duplicate is a clear message: {stderr}");
+    let (code, _, stderr) = output(stack.admin(&["create-tenant", "--email", "no-at-sign"]));
+    assert_eq!((code, stderr.trim()), (1, "Invalid email: no-at-sign"));
+
+    let email = |args: &[&str]| output(stack.admin(&[&["reset-email"], args].concat()));
+    let (code, _, stderr) =
+        email(&["--email", OWNER, "--new-email", "a@example.com", "--email-confirm", "b@example.com"]);
+    assert_eq!((code, stderr.trim()), (1, "New emails do not match."));
+    let (code, _, stderr) = email(&[
+        "--email",
+        OWNER,
+        "--new-email",
+        "second@example.com",
+        "--email-confirm",
+        "second@example.com",
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    let (code, stdout, _) =
+        email(&["--email", OWNER, "--new-email", "New@Example.com", "--email-confirm", "New@Example.com"]);
+    assert_eq!((code, stdout.trim()), (0, "Email updated successfully."));
+
+    let (code, stdout, _) = output(stack.admin(&["list-accounts"]));
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("new@example.com")
+            && stdout.contains("second@example.com")
+            && stdout.contains("2 account(s)")
+    );
+    let (code, stdout, _) = output(stack.admin(&["list-tenants"]));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("Owner's Workspace") && stdout.contains("2 workspace(s)"), "{stdout}");
+
+    // reset-encrypt-key-pair: refuses without --yes off a terminal; with it, new keys.
+    let (code, _, _) = output(stack.admin(&["reset-encrypt-key-pair"]));
+    assert_eq!(code, 2);
+    let keys_dir = stack.dir.path().join("storage/privkeys");
+    let read_keys = || {
+        let mut keys: Vec<String> = std::fs::read_dir(&keys_dir)
+            .expect("privkeys")
+            .map(|e| std::fs::read_to_string(e.expect("entry").path().join("private.pem")).expect("pem"))
+            .collect();
+        keys.sort();
+        keys
+    };
+    let before = read_keys();
+    assert_eq!(before.len(), 2);
+    let (code, stdout, _) = output(stack.admin(&["reset-encrypt-key-pair", "--yes"]));
+    assert_eq!(code, 0);
+    assert_eq!(stdout.matches("has been reset.").count(), 2, "{stdout}");
+    assert!(stdout.contains("Invalidated:"), "{stdout}");
+    let after = read_keys();
+    assert!(before.iter().all(|k| !after.contains(k)), "every private key replaced");
+    assert!(after.iter().all(|k| k.starts_with("-----BEGIN RSA PRIVATE KEY-----")));
+}
+
+#[test]
+fn reset_password_prompts_on_a_terminal() {
+    let dir = workdir();
+    assert!(kiln(dir.path()).arg("upgrade-db").status().expect("migrate").success());
+    let status =
+        kiln(dir.path()).args(["create-tenant", "--email", "tty@example.com"]).status().expect("create");
+    assert!(status.success());
+    let binary = env!("CARGO_BIN_EXE_kiln");
+    let command = format!(
+        "env -i PATH=/usr/bin:/bin LOG_OUTPUT_FORMAT=json {binary} reset-password --email tty@example.com"
+    );
+    let mut session = rexpect::spawn_with_options(
+        {
+            let mut c = std::process::Command::new("sh");
+            c.args(["-c", &command]).current_dir(dir.path());
+            c
+        },
+        rexpect::reader::Options { timeout_ms: Some(30_000), strip_ansi_escape_codes: true },
+    )
+    .expect("spawn in a pty");
+    session.exp_string("New password: ").expect("password prompt");
+    session.send_line("pty12345pass").expect("type");
+    session.exp_string("Confirm new password: ").expect("confirm prompt");
+    session.send_line("pty12345pass").expect("type");
+    session.exp_string("Password reset successfully.").expect("success");
+    session.exp_eof().expect("exit");
+}
