@@ -21,7 +21,7 @@ async fn health_ready_and_json_errors_on_postgres() {
     command.arg("api").envs(db.env()).env("MIGRATION_ENABLED", "true").env("KILN_MAX_REQUEST_BODY_MB", "1");
     let mut server = KilnProcess::spawn(command);
     let url = server.wait_until_serving();
-    let client = reqwest::Client::new();
+    let client = common::http();
 
     let health = client.get(format!("{url}/health")).send().await.expect("GET /health");
     assert_eq!(health.status(), 200);
@@ -92,7 +92,7 @@ async fn ready_is_503_naming_the_database_when_postgres_is_unreachable() {
         .env("SQLALCHEMY_POOL_TIMEOUT", "2");
     let mut server = KilnProcess::spawn(command);
     let url = server.wait_until_serving();
-    let client = reqwest::Client::new();
+    let client = common::http();
     assert_eq!(client.get(format!("{url}/ready")).send().await.expect("ready").status(), 200);
 
     proxy.cut();
@@ -115,7 +115,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     command.arg("api").envs(db.env_via("127.0.0.1", proxy.addr.port())).env("MIGRATION_ENABLED", "true");
     let mut server = KilnProcess::spawn(command);
     let url = server.wait_until_serving();
-    let client = reqwest::Client::new();
+    let client = common::http();
     assert_eq!(client.get(format!("{url}/ready")).send().await.expect("ready").status(), 200);
 
     // Make the database answer slowly, so /ready is in flight when SIGTERM arrives.
@@ -168,7 +168,7 @@ async fn standalone_with_no_config_serves_on_sqlite_and_keeps_its_secret_key() {
     let banner = server.wait_for_log("is serving at", START);
     assert!(banner.contains("\"role\":\"standalone\""), "{banner}");
     assert!(banner.contains("SQLite file storage/kiln.db"), "{banner}");
-    let ready = reqwest::get(format!("{url}/ready")).await.expect("ready");
+    let ready = common::get(format!("{url}/ready")).await.expect("ready");
     assert_eq!(ready.status(), 200);
     assert!(dir.path().join("storage/kiln.db").is_file());
     let key_path = dir.path().join("storage/.dify_secret_key");
@@ -268,7 +268,7 @@ async fn ready_checks_redis_when_configured() {
     let mut server = KilnProcess::spawn(command);
     let url = server.wait_until_serving();
     let body: serde_json::Value =
-        reqwest::get(format!("{url}/ready")).await.expect("ready").json().await.expect("json");
+        common::get(format!("{url}/ready")).await.expect("ready").json().await.expect("json");
     assert_eq!(body["status"], "ok", "{body}");
     assert!(
         body["checks"]
@@ -288,7 +288,7 @@ async fn ready_checks_redis_when_configured() {
     command.env("CELERY_BROKER_URL", format!("redis://127.0.0.1:{port}/1"));
     let mut server = KilnProcess::spawn(command);
     let url = server.wait_until_serving();
-    let response = reqwest::get(format!("{url}/ready")).await.expect("ready");
+    let response = common::get(format!("{url}/ready")).await.expect("ready");
     assert_eq!(response.status(), 503);
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["failing"], serde_json::json!(["broker"]), "{body}");
@@ -308,7 +308,7 @@ async fn a_request_over_the_timeout_gets_a_json_408() {
     let mut server = KilnProcess::spawn(command);
     let url = server.wait_until_serving();
     proxy.delay_next_reply(Duration::from_millis(2000));
-    let response = reqwest::get(format!("{url}/ready")).await.expect("ready");
+    let response = common::get(format!("{url}/ready")).await.expect("ready");
     assert_eq!(response.status(), 408);
     let body: serde_json::Value = response.json().await.expect("json 408");
     assert_eq!(body["code"], "request_timeout");
@@ -326,7 +326,7 @@ async fn cors_follows_the_configured_origins() {
         .env("LOG_FILE", &log_file);
     let mut server = KilnProcess::spawn(command);
     let url = server.wait_until_serving();
-    let client = reqwest::Client::new();
+    let client = common::http();
     let preflight = |path: &str, origin: &str| {
         client
             .request(reqwest::Method::OPTIONS, format!("{url}{path}"))

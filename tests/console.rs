@@ -118,7 +118,7 @@ async fn console_flow(stack: &Stack) {
 
     // The access token also works as a Bearer token (with the CSRF header).
     let access_token = browser.cookies["access_token"].clone();
-    let response = reqwest::Client::new()
+    let response = common::http()
         .get(format!("{}/console/api/workspaces/current", stack.url))
         .bearer_auth(&access_token)
         .header("X-CSRF-Token", browser.csrf().expect("csrf"))
@@ -284,7 +284,7 @@ async fn bad_input_gets_json_4xx() {
         let (status, reply) = browser.post("/console/api/setup", body).await;
         assert_eq!((status, reply["code"].as_str()), (400, Some(code)), "{reply}");
     }
-    let response = reqwest::Client::new()
+    let response = common::http()
         .post(format!("{}/console/api/login", stack.url))
         .header("content-type", "application/json")
         .body("{not json")

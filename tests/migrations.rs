@@ -122,7 +122,7 @@ async fn a_waiting_role_starts_once_another_process_migrates() {
     let status = kiln(dir.path()).arg("upgrade-db").envs(db.env()).status().expect("run upgrade-db");
     assert!(status.success());
     let url = api.wait_until_serving();
-    assert_eq!(reqwest::get(format!("{url}/ready")).await.expect("ready").status(), 200);
+    assert_eq!(common::get(format!("{url}/ready")).await.expect("ready").status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

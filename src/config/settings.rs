@@ -118,6 +118,8 @@ config_enum! {
     pub enum StorageType {
         /// OpenDAL, configured through `OPENDAL_SCHEME` and `OPENDAL_<SCHEME>_*`.
         Opendal = "opendal",
+        /// Dify's native S3 storage, configured through `S3_*`.
+        S3 = "s3",
         /// Dify's deprecated local storage, an alias for OpenDAL's fs scheme.
         Local = "local",
     }
@@ -128,6 +130,8 @@ config_enum! {
     pub enum OpendalScheme {
         /// The local file system under `OPENDAL_FS_ROOT`.
         Fs = "fs",
+        /// Amazon S3 or any S3-compatible store, through `OPENDAL_S3_*`.
+        S3 = "s3",
     }
 }
 
@@ -270,14 +274,37 @@ section! {
 section! {
     /// File storage.
     pub struct StorageSettings("Storage") {
-        /// Storage type: opendal, or local (Dify's deprecated alias for the fs scheme).
+        /// Storage type: opendal, s3 (Dify's S3_* settings), or local (Dify's deprecated alias
+        /// for the fs scheme).
         storage_type: StorageType = "STORAGE_TYPE" => "opendal";
-        /// OpenDAL scheme: fs.
+        /// OpenDAL scheme: fs or s3.
         opendal_scheme: OpendalScheme = "OPENDAL_SCHEME" => "fs";
         /// Root directory of the fs scheme.
         opendal_fs_root: PathBuf = "OPENDAL_FS_ROOT" => "storage";
         /// Root directory when STORAGE_TYPE=local (deprecated; use OPENDAL_FS_ROOT).
         local_path: PathBuf = "STORAGE_LOCAL_PATH" => "storage";
+        /// Bucket of the s3 scheme.
+        opendal_s3_bucket: String = "OPENDAL_S3_BUCKET" => "";
+        /// Endpoint of the s3 scheme, e.g. https://s3.amazonaws.com or a MinIO URL (empty: AWS).
+        opendal_s3_endpoint: Option<HttpUrl> = "OPENDAL_S3_ENDPOINT" => "";
+        /// Region of the s3 scheme.
+        opendal_s3_region: String = "OPENDAL_S3_REGION" => "us-east-1";
+        /// Access key id of the s3 scheme (empty: the AWS credential chain).
+        opendal_s3_access_key_id: Option<SecretString> = "OPENDAL_S3_ACCESS_KEY_ID" => "";
+        /// Secret access key of the s3 scheme.
+        opendal_s3_secret_access_key: Option<SecretString> = "OPENDAL_S3_SECRET_ACCESS_KEY" => "";
+        /// Key prefix inside the bucket.
+        opendal_s3_root: String = "OPENDAL_S3_ROOT" => "/";
+        /// Bucket when STORAGE_TYPE=s3 (Dify's native S3 settings).
+        s3_bucket_name: String = "S3_BUCKET_NAME" => "difyai";
+        /// Endpoint when STORAGE_TYPE=s3.
+        s3_endpoint: Option<HttpUrl> = "S3_ENDPOINT" => "";
+        /// Region when STORAGE_TYPE=s3.
+        s3_region: String = "S3_REGION" => "us-east-1";
+        /// Access key when STORAGE_TYPE=s3.
+        s3_access_key: Option<SecretString> = "S3_ACCESS_KEY" => "";
+        /// Secret key when STORAGE_TYPE=s3.
+        s3_secret_key: Option<SecretString> = "S3_SECRET_KEY" => "";
     }
 }
 
@@ -339,7 +366,7 @@ impl Settings {
     pub fn storage_root(&self) -> PathBuf {
         match self.storage.storage_type {
             StorageType::Local => self.storage.local_path.clone(),
-            StorageType::Opendal => self.storage.opendal_fs_root.clone(),
+            StorageType::Opendal | StorageType::S3 => self.storage.opendal_fs_root.clone(),
         }
     }
 

@@ -444,7 +444,9 @@ fn a_dify_env_file_loads_cleanly() {
     options.env_files.push(dotenv);
     let loaded = load(&options);
     assert!(loaded.is_ok(), "{}", loaded.error_report());
-    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // Dify's sample sets CONSOLE_CORS_ALLOW_ORIGINS=*, which deserves its warning; nothing else does.
+    let keys: Vec<&str> = loaded.warnings.iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(keys, ["CONSOLE_CORS_ALLOW_ORIGINS"], "{:?}", loaded.warnings);
     let settings = loaded.settings.expect("valid");
     assert_eq!(settings.database.db_type, DbType::Postgresql);
     assert_eq!(settings.server.request_timeout.0, 360);
@@ -470,4 +472,61 @@ fn env_example_lists_every_key_with_its_default() {
     for spec in Settings::keys() {
         assert!(text.contains(&format!("\n{}={}\n", spec.name, spec.default)), "{} missing", spec.name);
     }
+}
+
+fn warnings_for(pairs: &[(&str, &str)]) -> Vec<ConfigWarning> {
+    let fixture = Fixture::new();
+    let mut options = fixture.options();
+    options.environment = env(pairs);
+    let loaded = load(&options);
+    assert!(loaded.is_ok(), "{}", loaded.error_report());
+    loaded.warnings
+}
+
+#[test]
+fn cookie_and_cors_pitfalls_are_diagnosed_with_the_fix() {
+    let find = |warnings: &[ConfigWarning], key: &str, needle: &str| {
+        warnings.iter().any(|w| w.key == key && w.message.contains(needle))
+    };
+    let w = warnings_for(&[
+        ("CONSOLE_WEB_URL", "https://console.example.com"),
+        ("CONSOLE_API_URL", "http://api.example.com"),
+    ]);
+    assert!(find(&w, "CONSOLE_API_URL", "mixed content"), "{w:?}");
+    assert!(find(&w, "COOKIE_DOMAIN", "set COOKIE_DOMAIN=example.com"), "{w:?}");
+
+    let w = warnings_for(&[("CONSOLE_CORS_ALLOW_ORIGINS", "*")]);
+    assert!(find(&w, "CONSOLE_CORS_ALLOW_ORIGINS", "with credentials"), "{w:?}");
+
+    let w = warnings_for(&[
+        ("CONSOLE_WEB_URL", "https://console.example.com"),
+        ("CONSOLE_API_URL", "https://api.example.com"),
+        ("COOKIE_DOMAIN", "example.org"),
+    ]);
+    assert!(
+        find(&w, "COOKIE_DOMAIN", "is not a suffix of CONSOLE_WEB_URL's host console.example.com"),
+        "{w:?}"
+    );
+
+    let w = warnings_for(&[
+        ("CONSOLE_WEB_URL", "https://console.example.com"),
+        ("CONSOLE_API_URL", "https://api.other.org"),
+    ]);
+    assert!(find(&w, "COOKIE_DOMAIN", "serve both under one site"), "{w:?}");
+
+    let w = warnings_for(&[
+        ("CONSOLE_WEB_URL", "https://console.example.com"),
+        ("CONSOLE_API_URL", "https://api.example.com"),
+        ("COOKIE_DOMAIN", ".example.com"),
+        ("CONSOLE_CORS_ALLOW_ORIGINS", "https://admin.example.com"),
+    ]);
+    assert!(find(&w, "CONSOLE_CORS_ALLOW_ORIGINS", "https://console.example.com"), "{w:?}");
+    assert!(!w.iter().any(|w| w.key == "COOKIE_DOMAIN"), "a correct shared domain is fine: {w:?}");
+
+    // The same-host layout Dify's compose uses draws no warning at all.
+    let w = warnings_for(&[
+        ("CONSOLE_WEB_URL", "https://dify.example.com"),
+        ("CONSOLE_API_URL", "https://dify.example.com"),
+    ]);
+    assert!(w.is_empty(), "{w:?}");
 }

@@ -253,11 +253,142 @@ pub(super) fn cross_check(
             ));
         }
     }
+    diagnose_cookies_and_cors(settings, resolved, warnings);
+    let storage = &settings.storage;
+    if storage.storage_type == StorageType::Opendal
+        && storage.opendal_scheme == super::settings::OpendalScheme::S3
+        && storage.opendal_s3_bucket.trim().is_empty()
+    {
+        issues.push(issue(
+            resolved,
+            "OPENDAL_S3_BUCKET",
+            "the value is empty",
+            "the bucket name, required when OPENDAL_SCHEME=s3",
+        ));
+    }
+    if storage.storage_type == StorageType::S3 && storage.s3_bucket_name.trim().is_empty() {
+        issues.push(issue(
+            resolved,
+            "S3_BUCKET_NAME",
+            "the value is empty",
+            "the bucket name, required when STORAGE_TYPE=s3",
+        ));
+    }
+    let key_pairs = [
+        (
+            "OPENDAL_S3_ACCESS_KEY_ID",
+            "OPENDAL_S3_SECRET_ACCESS_KEY",
+            storage.opendal_s3_access_key_id.is_some(),
+            storage.opendal_s3_secret_access_key.is_some(),
+        ),
+        ("S3_ACCESS_KEY", "S3_SECRET_KEY", storage.s3_access_key.is_some(), storage.s3_secret_key.is_some()),
+    ];
+    for (id_key, secret_key, has_id, has_secret) in key_pairs {
+        if has_id != has_secret {
+            let (missing, other) = if has_id { (secret_key, id_key) } else { (id_key, secret_key) };
+            issues.push(issue(
+                resolved,
+                missing,
+                format!("missing while {other} is set"),
+                format!("both {id_key} and {secret_key}, or neither (the AWS credential chain)"),
+            ));
+        }
+    }
     if settings.storage.storage_type == StorageType::Local {
         warnings.push(warning(
             resolved,
             "STORAGE_TYPE",
             "local is deprecated (as in Dify); use STORAGE_TYPE=opendal with OPENDAL_SCHEME=fs and OPENDAL_FS_ROOT",
         ));
+    }
+}
+
+/// The common parent domain of two hosts (at least two labels), e.g. `example.com` for
+/// `console.example.com` and `api.example.com`.
+fn shared_parent(a: &str, b: &str) -> Option<String> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.rsplit('.').collect(), b.rsplit('.').collect());
+    let common: Vec<&str> = a.iter().zip(&b).take_while(|(x, y)| x == y).map(|(x, _)| *x).collect();
+    (common.len() >= 2).then(|| common.into_iter().rev().collect::<Vec<_>>().join("."))
+}
+
+/// Warns about the settings behind "login works but every call is 401" and "CORS error"
+/// (operator FAQ §3-4), each with what to set instead.
+fn diagnose_cookies_and_cors(settings: &Settings, resolved: &Resolved, warnings: &mut Vec<ConfigWarning>) {
+    use super::value::Origins;
+    let server = &settings.server;
+    let web = server.console_web_url.as_ref().map(|u| &u.0);
+    let api = server.console_api_url.as_ref().map(|u| &u.0);
+    let cookie_domain = settings.auth.cookie_domain.trim().trim_start_matches('.').to_lowercase();
+
+    if let (Some(web), Some(api)) = (web, api)
+        && web.scheme() == "https"
+        && api.scheme() == "http"
+    {
+        warnings.push(warning(
+            resolved,
+            "CONSOLE_API_URL",
+            format!(
+                "the console is served over https ({web}) but the API over http ({api}): browsers block the \
+                 calls as mixed content and the login cookies are not Secure. Serve the API over https and set \
+                 CONSOLE_API_URL to that URL"
+            ),
+        ));
+    }
+    if settings.server.console_cors_allow_origins == Origins::Any {
+        warnings.push(warning(
+            resolved,
+            "CONSOLE_CORS_ALLOW_ORIGINS",
+            "* with credentials: browsers reject a literal *, so kiln echoes any Origin, which lets every \
+             website make signed-in calls. Set it to the console's origin (e.g. https://console.example.com), \
+             or leave it empty to use CONSOLE_WEB_URL's origin",
+        ));
+    }
+    for (key, url) in [("CONSOLE_WEB_URL", web), ("CONSOLE_API_URL", api)] {
+        let Some(host) = url.and_then(|u| u.host_str()).map(str::to_lowercase) else { continue };
+        if !cookie_domain.is_empty() && host != cookie_domain && !host.ends_with(&format!(".{cookie_domain}"))
+        {
+            warnings.push(warning(
+                resolved,
+                "COOKIE_DOMAIN",
+                format!(
+                    "{cookie_domain} is not a suffix of {key}'s host {host}: browsers drop cookies for a foreign \
+                     domain, so login appears to work but every call is 401. Set COOKIE_DOMAIN to the parent \
+                     domain both hosts share, or leave it empty"
+                ),
+            ));
+        }
+    }
+    if let (Some(web_host), Some(api_host)) = (web.and_then(|u| u.host_str()), api.and_then(|u| u.host_str()))
+        && !web_host.eq_ignore_ascii_case(api_host)
+        && cookie_domain.is_empty()
+    {
+        let advice = match shared_parent(&web_host.to_lowercase(), &api_host.to_lowercase()) {
+            Some(parent) => format!(
+                "set COOKIE_DOMAIN={parent} (and NEXT_PUBLIC_COOKIE_DOMAIN={parent} for the web front end)"
+            ),
+            None => "serve both under one site (e.g. one domain with the API under /console/api), since \
+                     SameSite=Lax cookies are not sent across sites"
+                .to_owned(),
+        };
+        warnings.push(warning(
+            resolved,
+            "COOKIE_DOMAIN",
+            format!(
+                "the console ({web_host}) and the API ({api_host}) are on different hosts and COOKIE_DOMAIN is \
+                 empty: the login cookies stay on {api_host}, so login works but every call is 401; {advice}"
+            ),
+        ));
+    }
+    if let (Some(web), Some(api), Origins::List(list)) =
+        (web, api, &settings.server.console_cors_allow_origins)
+    {
+        let origin = web.origin().ascii_serialization();
+        if !list.is_empty() && origin != api.origin().ascii_serialization() && !list.contains(&origin) {
+            warnings.push(warning(
+                resolved,
+                "CONSOLE_CORS_ALLOW_ORIGINS",
+                format!("does not include the console's origin {origin}: the browser console will get CORS errors; add it"),
+            ));
+        }
     }
 }

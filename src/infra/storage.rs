@@ -2,9 +2,12 @@
 
 use base64::Engine;
 use opendal::{ErrorKind, Operator};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::value::HttpUrl;
 
 use crate::config::Settings;
+use crate::config::settings::{OpendalScheme, StorageType};
 
 /// Dify's storage key for a generated `SECRET_KEY`.
 pub const SECRET_KEY_PATH: &str = ".dify_secret_key";
@@ -12,7 +15,7 @@ pub const SECRET_KEY_PATH: &str = ".dify_secret_key";
 /// Storage failures, naming the root or key involved.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("cannot open storage at {root} (OPENDAL_FS_ROOT): {source}")]
+    #[error("cannot open storage at {root}: {source}")]
     Open { root: String, source: opendal::Error },
     #[error(
         "SECRET_KEY is not set and could not be generated at {SECRET_KEY_PATH} in storage {root}: {source}. Set SECRET_KEY or make the storage writable"
@@ -26,6 +29,37 @@ pub enum StorageError {
     Random(String),
 }
 
+/// Where an S3 (or S3-compatible) store is, from either Dify's or OpenDAL's variables.
+struct S3Target<'a> {
+    bucket: &'a str,
+    endpoint: &'a Option<HttpUrl>,
+    region: &'a str,
+    access_key: &'a Option<SecretString>,
+    secret_key: &'a Option<SecretString>,
+    root: &'a str,
+}
+
+fn s3_operator(target: S3Target<'_>, variables: &str) -> (opendal::Result<Operator>, String) {
+    // OpenDAL's HTTP services need a process-wide transport; kiln's is reqwest on rustls with
+    // the ring provider that `main` installs.
+    static TRANSPORT: std::sync::Once = std::sync::Once::new();
+    TRANSPORT.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        opendal::HttpTransporter::install_default(opendal_http_transport_reqwest::ReqwestTransport::default());
+    });
+    let mut builder =
+        opendal::services::S3::default().bucket(target.bucket).region(target.region).root(target.root);
+    if let Some(endpoint) = target.endpoint {
+        builder = builder.endpoint(endpoint.0.as_str().trim_end_matches('/'));
+    }
+    if let (Some(key), Some(secret)) = (target.access_key, target.secret_key) {
+        builder = builder.access_key_id(key.expose_secret()).secret_access_key(secret.expose_secret());
+    }
+    let endpoint = target.endpoint.as_ref().map(|e| e.0.as_str()).unwrap_or("AWS");
+    let shown = format!("s3://{}{} at {endpoint} ({variables})", target.bucket, target.root);
+    (Operator::new(builder), shown)
+}
+
 /// The configured storage.
 #[derive(Debug, Clone)]
 pub struct Storage {
@@ -36,11 +70,39 @@ pub struct Storage {
 impl Storage {
     /// Opens the storage named by `STORAGE_TYPE` / `OPENDAL_*`.
     pub fn open(settings: &Settings) -> Result<Self, StorageError> {
-        let root_path = settings.storage_root();
-        let root = std::path::absolute(&root_path).unwrap_or(root_path).display().to_string();
-        let builder = opendal::services::Fs::default().root(&root);
-        let operator =
-            Operator::new(builder).map_err(|source| StorageError::Open { root: root.clone(), source })?;
+        let storage = &settings.storage;
+        let (operator, root) = match (storage.storage_type, storage.opendal_scheme) {
+            (StorageType::S3, _) => s3_operator(
+                S3Target {
+                    bucket: &storage.s3_bucket_name,
+                    endpoint: &storage.s3_endpoint,
+                    region: &storage.s3_region,
+                    access_key: &storage.s3_access_key,
+                    secret_key: &storage.s3_secret_key,
+                    root: "/",
+                },
+                "S3_*",
+            ),
+            (StorageType::Opendal, OpendalScheme::S3) => s3_operator(
+                S3Target {
+                    bucket: &storage.opendal_s3_bucket,
+                    endpoint: &storage.opendal_s3_endpoint,
+                    region: &storage.opendal_s3_region,
+                    access_key: &storage.opendal_s3_access_key_id,
+                    secret_key: &storage.opendal_s3_secret_access_key,
+                    root: &storage.opendal_s3_root,
+                },
+                "OPENDAL_S3_*",
+            ),
+            _ => {
+                let root_path = settings.storage_root();
+                let root = std::path::absolute(&root_path).unwrap_or(root_path).display().to_string();
+                (Operator::new(opendal::services::Fs::default().root(&root)), root)
+            }
+        };
+        let operator = operator
+            .map_err(|source| StorageError::Open { root: root.clone(), source })?
+            .layer(opendal::layers::RetryLayer::new().with_max_times(3).with_jitter());
         Ok(Self { operator, root })
     }
 

@@ -297,7 +297,7 @@ impl Browser {
     pub fn new(url: &str) -> Self {
         Self {
             url: url.to_owned(),
-            client: reqwest::Client::new(),
+            client: http(),
             cookies: Default::default(),
             last_set_cookies: Vec::new(),
         }
@@ -366,4 +366,16 @@ impl Browser {
         let encoded = base64::engine::general_purpose::STANDARD.encode(password);
         self.post("/console/api/login", serde_json::json!({"email": email, "password": encoded})).await
     }
+}
+
+/// An HTTP client for tests. reqwest is built with rustls but no built-in crypto provider
+/// (the same build kiln's S3 client uses), so the ring provider is installed first.
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// `GET url` with [`http`].
+pub async fn get(url: String) -> reqwest::Result<reqwest::Response> {
+    http().get(url).send().await
 }
