@@ -79,8 +79,17 @@ async fn raw_request(url: &str, head: &str) -> (u16, String) {
     (status, body)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ready_is_503_naming_the_database_when_postgres_is_unreachable() {
+/// An api process on a fresh PostgreSQL database reached through a [`TcpProxy`], so a test
+/// can slow the database down or cut it off.
+struct ProxiedApi {
+    server: KilnProcess,
+    proxy: TcpProxy,
+    url: String,
+    _dir: tempfile::TempDir,
+    _db: PgDatabase,
+}
+
+async fn api_behind_proxy(extra: &[(&str, &str)]) -> ProxiedApi {
     let db = PgDatabase::create().await;
     let proxy = TcpProxy::start(pg_upstream()).await;
     let dir = workdir();
@@ -89,9 +98,15 @@ async fn ready_is_503_naming_the_database_when_postgres_is_unreachable() {
         .arg("api")
         .envs(db.env_via("127.0.0.1", proxy.addr.port()))
         .env("MIGRATION_ENABLED", "true")
-        .env("SQLALCHEMY_POOL_TIMEOUT", "2");
+        .envs(extra.iter().copied());
     let mut server = KilnProcess::spawn(command);
     let url = server.wait_until_serving();
+    ProxiedApi { server, proxy, url, _dir: dir, _db: db }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_503_naming_the_database_when_postgres_is_unreachable() {
+    let ProxiedApi { proxy, url, .. } = &api_behind_proxy(&[("SQLALCHEMY_POOL_TIMEOUT", "2")]).await;
     let client = common::http();
     assert_eq!(client.get(format!("{url}/ready")).send().await.expect("ready").status(), 200);
 
@@ -108,31 +123,26 @@ async fn ready_is_503_naming_the_database_when_postgres_is_unreachable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
-    let db = PgDatabase::create().await;
-    let proxy = TcpProxy::start(pg_upstream()).await;
-    let dir = workdir();
-    let mut command = kiln(dir.path());
-    command.arg("api").envs(db.env_via("127.0.0.1", proxy.addr.port())).env("MIGRATION_ENABLED", "true");
-    let mut server = KilnProcess::spawn(command);
-    let url = server.wait_until_serving();
+    let mut api = api_behind_proxy(&[]).await;
+    let url = api.url.clone();
     let client = common::http();
     assert_eq!(client.get(format!("{url}/ready")).send().await.expect("ready").status(), 200);
 
     // Make the database answer slowly, so /ready is in flight when SIGTERM arrives.
-    proxy.delay_next_reply(Duration::from_millis(1500));
+    api.proxy.delay_next_reply(Duration::from_millis(1500));
     let slow = tokio::spawn({
         let client = client.clone();
         let url = url.clone();
         async move { client.get(format!("{url}/ready")).send().await }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    server.terminate();
-    server.wait_for_log("finishing in-flight requests", Duration::from_secs(10));
+    api.server.terminate();
+    api.server.wait_for_log("finishing in-flight requests", Duration::from_secs(10));
 
     let response = slow.await.expect("join").expect("in-flight request completed");
     assert_eq!(response.status(), 200);
-    let status = server.wait_exit(Duration::from_secs(30));
-    assert!(status.success(), "exit {status}:\n{}", server.log());
+    let status = api.server.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}:\n{}", api.server.log());
     // Once stopped, the port no longer accepts requests.
     assert!(client.get(format!("{url}/health")).send().await.is_err());
 }
@@ -296,17 +306,7 @@ async fn ready_checks_redis_when_configured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_over_the_timeout_gets_a_json_408() {
-    let db = PgDatabase::create().await;
-    let proxy = TcpProxy::start(pg_upstream()).await;
-    let dir = workdir();
-    let mut command = kiln(dir.path());
-    command
-        .arg("api")
-        .envs(db.env_via("127.0.0.1", proxy.addr.port()))
-        .env("MIGRATION_ENABLED", "true")
-        .env("GUNICORN_TIMEOUT", "1");
-    let mut server = KilnProcess::spawn(command);
-    let url = server.wait_until_serving();
+    let ProxiedApi { proxy, url, .. } = &api_behind_proxy(&[("GUNICORN_TIMEOUT", "1")]).await;
     proxy.delay_next_reply(Duration::from_millis(2000));
     let response = common::get(format!("{url}/ready")).await.expect("ready");
     assert_eq!(response.status(), 408);

@@ -145,6 +145,18 @@ fn failed(error: impl std::fmt::Display) -> AdminError {
     AdminError::Failed(error.to_string())
 }
 
+/// One option to read: its value if given, the flag, the prompt label, hidden input or not.
+type Field<'a> = (Option<String>, &'a str, &'a str, bool);
+
+/// Reads every field in order, stopping at the first that cannot be had.
+fn read_all<const N: usize>(fields: [Field<'_>; N]) -> Result<[String; N], AdminError> {
+    let mut values: [String; N] = std::array::from_fn(|_| String::new());
+    for (slot, (value, flag, label, hidden)) in values.iter_mut().zip(fields) {
+        *slot = value_or_prompt(value, flag, label, hidden)?;
+    }
+    Ok(values)
+}
+
 /// `kiln reset-password`.
 pub async fn reset_password(
     settings: std::sync::Arc<Settings>,
@@ -152,14 +164,12 @@ pub async fn reset_password(
     new_password: Option<String>,
     confirm: Option<String>,
 ) -> u8 {
-    let inputs = (|| {
-        let email = value_or_prompt(email, "--email", "Email", false)?;
-        let new_password = value_or_prompt(new_password, "--new-password", "New password", true)?;
-        let confirm = value_or_prompt(confirm, "--password-confirm", "Confirm new password", true)?;
-        Ok((email, new_password, confirm))
-    })();
-    let (email, new_password, confirm) = match inputs {
-        Ok(inputs) => inputs,
+    let [email, new_password, confirm] = match read_all([
+        (email, "--email", "Email", false),
+        (new_password, "--new-password", "New password", true),
+        (confirm, "--password-confirm", "Confirm new password", true),
+    ]) {
+        Ok(values) => values,
         Err(error) => return finish(Err(error)),
     };
     with_context(settings, |ctx| async move {
@@ -176,14 +186,12 @@ pub async fn reset_email(
     new_email: Option<String>,
     confirm: Option<String>,
 ) -> u8 {
-    let inputs = (|| {
-        let email = value_or_prompt(email, "--email", "Current email", false)?;
-        let new_email = value_or_prompt(new_email, "--new-email", "New email", false)?;
-        let confirm = value_or_prompt(confirm, "--email-confirm", "Confirm new email", false)?;
-        Ok((email, new_email, confirm))
-    })();
-    let (email, new_email, confirm) = match inputs {
-        Ok(inputs) => inputs,
+    let [email, new_email, confirm] = match read_all([
+        (email, "--email", "Current email", false),
+        (new_email, "--new-email", "New email", false),
+        (confirm, "--email-confirm", "Confirm new email", false),
+    ]) {
+        Ok(values) => values,
         Err(error) => return finish(Err(error)),
     };
     with_context(settings, |ctx| async move {
