@@ -4,6 +4,7 @@
 pub mod crypto;
 pub mod db;
 pub mod migrations;
+pub mod queue;
 pub mod redis;
 pub mod shutdown;
 pub mod storage;

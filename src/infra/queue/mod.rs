@@ -1,0 +1,313 @@
+//! kiln's job store: crash-safe queues with leases, retries and dead letters, in Redis or in
+//! an embedded SQLite file, with the same semantics (one conformance suite tests both).
+//!
+//! Delivery is at-least-once. A claimed job carries a lease that its worker renews; when a
+//! worker dies the lease expires and the job is re-delivered. A duplicate can only happen
+//! after a lease was lost (store unreachable longer than the lease, or a shutdown that
+//! dropped in-flight work); acks from a worker that lost its lease are rejected as stale.
+
+pub mod embedded;
+pub mod redis_store;
+
+use std::time::Duration;
+
+pub use embedded::EmbeddedStore;
+pub use redis_store::RedisStore;
+
+/// Dify's queue names (the union of its editions' default worker lists), each `priority_*`
+/// queue listed before its plain twin so workers drain it first.
+pub const DIFY_QUEUES: &[&str] = &[
+    "api_token",
+    "priority_dataset",
+    "dataset",
+    "dataset_summary",
+    "priority_pipeline",
+    "pipeline",
+    "mail",
+    "ops_trace",
+    "app_deletion",
+    "plugin",
+    "workflow_storage",
+    "conversation",
+    "workflow",
+    "workflow_professional",
+    "workflow_team",
+    "workflow_sandbox",
+    "workflow_based_app_execution",
+    "schedule_poller",
+    "schedule_executor",
+    "triggered_workflow_dispatcher",
+    "trigger_refresh_executor",
+    "trigger_refresh_publisher",
+    "retention",
+    "monitor",
+];
+
+/// Orders queue names so that each `priority_X` comes before `X`, keeping the rest in the
+/// given order.
+pub fn priority_order(queues: &[String]) -> Vec<String> {
+    let mut ordered: Vec<String> = Vec::with_capacity(queues.len());
+    for queue in queues {
+        if ordered.contains(queue) {
+            continue;
+        }
+        let priority = format!("priority_{queue}");
+        if queues.contains(&priority) && !ordered.contains(&priority) {
+            ordered.push(priority);
+        }
+        ordered.push(queue.clone());
+    }
+    ordered
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub queue: String,
+    /// The task name, e.g. `send_reset_password_mail_task`.
+    pub task: String,
+    /// The encoded arguments (JSON).
+    pub payload: Vec<u8>,
+    pub max_attempts: u32,
+    /// Run no earlier than this long from now.
+    pub delay: Duration,
+    /// Enqueue at most once per key while the key lives (e.g. a beat tick).
+    pub idempotency: Option<(String, Duration)>,
+}
+
+impl JobSpec {
+    /// A job to run now, with default attempts.
+    pub fn new(queue: &str, task: &str, payload: Vec<u8>) -> Self {
+        Self {
+            queue: queue.to_owned(),
+            task: task.to_owned(),
+            payload,
+            max_attempts: 3,
+            delay: Duration::ZERO,
+            idempotency: None,
+        }
+    }
+}
+
+/// What happened to a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pushed {
+    /// Enqueued under this id.
+    New(String),
+    /// The idempotency key was taken; this is the job that holds it.
+    Duplicate(String),
+}
+
+impl Pushed {
+    /// The job id either way.
+    pub fn id(&self) -> &str {
+        match self {
+            Pushed::New(id) | Pushed::Duplicate(id) => id,
+        }
+    }
+}
+
+/// A job claimed by a worker, with its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub id: String,
+    pub queue: String,
+    pub task: String,
+    pub payload: Vec<u8>,
+    /// This delivery's attempt number, starting at 1.
+    pub attempt: u32,
+    pub max_attempts: u32,
+}
+
+/// How a claimed job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Run again after the delay (the caller computes the backoff).
+    Retry {
+        error: String,
+        delay: Duration,
+    },
+    /// Give up; keep the job as dead with this error.
+    Dead {
+        error: String,
+    },
+}
+
+/// The outcome of one claimed job, identified by id and attempt.
+#[derive(Debug, Clone)]
+pub struct Ack {
+    pub id: String,
+    pub attempt: u32,
+    pub outcome: Outcome,
+}
+
+/// Result of a batch of acks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AckReport {
+    pub accepted: u64,
+    /// Acks from a worker that no longer owned the job; ignored.
+    pub stale: u64,
+}
+
+/// Result of reaping expired leases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReapReport {
+    pub requeued: u64,
+    pub dead: u64,
+}
+
+/// How many jobs a queue holds in each state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QueueCounts {
+    pub queue: String,
+    pub ready: u64,
+    pub delayed: u64,
+    pub running: u64,
+    pub done: u64,
+    pub dead: u64,
+}
+
+/// A job as stored, for `kiln queue inspect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInfo {
+    pub id: String,
+    pub queue: String,
+    pub task: String,
+    /// ready, delayed, running, done or dead.
+    pub status: String,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub owner: Option<String>,
+    pub last_error: Option<String>,
+    /// Dropped once a job is done, to keep finished jobs small.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Limits on what finished jobs are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Done jobs older than this are deleted.
+    pub done_age: Duration,
+    /// At most this many done jobs per queue.
+    pub done_max: u64,
+    /// At most this many dead jobs per queue.
+    pub dead_max: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { done_age: Duration::from_secs(24 * 3600), done_max: 10_000, dead_max: 10_000 }
+    }
+}
+
+/// Failures talking to a store. Workers retry these; they never end a worker.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("embedded job store: {0}")]
+    Sqlite(#[from] sqlx::Error),
+    #[error("embedded job store: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unexpected reply from the store: {0}")]
+    Protocol(String),
+}
+
+/// Either store, behind one set of operations.
+#[derive(Clone)]
+pub enum JobStore {
+    Redis(RedisStore),
+    Embedded(EmbeddedStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $body:expr) => {
+        match $self {
+            JobStore::Redis($store) => $body,
+            JobStore::Embedded($store) => $body,
+        }
+    };
+}
+
+impl JobStore {
+    /// Enqueues jobs; one round trip for the whole batch.
+    pub async fn push(&self, jobs: &[JobSpec]) -> Result<Vec<Pushed>, StoreError> {
+        dispatch!(self, s => s.push(jobs).await)
+    }
+
+    /// Claims up to `max` jobs from `queues` (in the order given) for `worker`.
+    pub async fn fetch(
+        &self,
+        worker: &str,
+        queues: &[String],
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        dispatch!(self, s => s.fetch(worker, queues, max, lease).await)
+    }
+
+    /// Finishes claimed jobs; stale acks are counted and ignored.
+    pub async fn ack(
+        &self,
+        worker: &str,
+        acks: &[Ack],
+        retention: Retention,
+    ) -> Result<AckReport, StoreError> {
+        dispatch!(self, s => s.ack(worker, acks, retention).await)
+    }
+
+    /// Extends the leases of `ids`; returns those the worker no longer owns.
+    pub async fn renew(
+        &self,
+        worker: &str,
+        ids: &[String],
+        lease: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, s => s.renew(worker, ids, lease).await)
+    }
+
+    /// Re-delivers jobs whose lease expired.
+    pub async fn reap(&self, queues: &[String], limit: usize) -> Result<ReapReport, StoreError> {
+        dispatch!(self, s => s.reap(queues, limit).await)
+    }
+
+    /// Hands back claimed jobs that were never started.
+    pub async fn release(&self, worker: &str, ids: &[String]) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.release(worker, ids).await)
+    }
+
+    /// Per-queue counts.
+    pub async fn counts(&self, queues: &[String]) -> Result<Vec<QueueCounts>, StoreError> {
+        dispatch!(self, s => s.counts(queues).await)
+    }
+
+    /// One job.
+    pub async fn inspect(&self, id: &str) -> Result<Option<JobInfo>, StoreError> {
+        dispatch!(self, s => s.inspect(id).await)
+    }
+
+    /// Moves dead jobs back to their queues with fresh attempts.
+    pub async fn retry_dead(&self, ids: &[String]) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.retry_dead(ids).await)
+    }
+
+    /// Ids of jobs in a queue and state (ready, delayed, running, done, dead), oldest first.
+    pub async fn list(&self, queue: &str, status: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, s => s.list(queue, status, limit).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priority_queues_come_before_their_twins() {
+        let given: Vec<String> =
+            ["dataset", "mail", "priority_dataset"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(priority_order(&given), ["priority_dataset", "dataset", "mail"]);
+        let dify: Vec<String> = DIFY_QUEUES.iter().map(|s| s.to_string()).collect();
+        assert_eq!(priority_order(&dify), dify, "the default list is already in priority order");
+    }
+}
