@@ -107,6 +107,11 @@ pub enum Command {
     ListAccounts,
     /// List workspaces with their owner and member count.
     ListTenants,
+    /// Look into and repair the job queues.
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
     /// Probe the local API (for Docker HEALTHCHECK): exit 0 when healthy.
     Healthcheck {
         /// Probe /ready (dependencies) instead of /health (process only).
@@ -123,6 +128,43 @@ pub enum Command {
 pub enum MigrateCommand {
     /// List applied and pending migrations; exit 0 only when the schema is current.
     Status,
+}
+
+/// `kiln queue ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum QueueCommand {
+    /// Jobs per queue: ready, delayed, running, done, dead.
+    Stats,
+    /// Jobs of one queue in one state, oldest first.
+    List {
+        queue: String,
+        /// ready, delayed, running, done or dead.
+        #[arg(long, default_value = "ready")]
+        state: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One job: status, attempts, owner, last error, payload.
+    Inspect { id: String },
+    /// Queue a dead job again (or every dead job with --all-dead), with fresh attempts.
+    Retry {
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        all_dead: bool,
+        /// With --all-dead: only this queue.
+        #[arg(long, requires = "all_dead")]
+        queue: Option<String>,
+    },
+    /// Delete every job of a queue in one state (never running ones).
+    Purge {
+        queue: String,
+        /// ready, delayed, done or dead.
+        #[arg(long, default_value = "ready")]
+        state: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// `kiln config ...`
@@ -165,6 +207,7 @@ enum Action {
     MigrateStatus,
     Healthcheck { ready: bool, timeout: Duration },
     Admin(Command),
+    Queue(QueueCommand),
 }
 
 fn exit(code: u8) -> ExitCode {
@@ -188,6 +231,7 @@ pub fn run() -> ExitCode {
         Some(Command::Api) => Action::Role(Role::Api),
         Some(Command::Migration | Command::UpgradeDb) => Action::Role(Role::Migration),
         Some(Command::Migrate { command: MigrateCommand::Status }) => Action::MigrateStatus,
+        Some(Command::Queue { command }) => Action::Queue(command.clone()),
         Some(Command::Healthcheck { ready, timeout }) => {
             Action::Healthcheck { ready: *ready, timeout: Duration::from_secs(*timeout) }
         }
@@ -249,10 +293,23 @@ pub fn run() -> ExitCode {
             Action::MigrateStatus => migrate_status::run(&settings).await,
             Action::Healthcheck { ready, timeout } => healthcheck::run(&settings, ready, timeout).await,
             Action::Admin(command) => run_admin(command, settings).await,
+            Action::Queue(command) => run_queue(command, &settings).await,
             Action::UsageForJob => 1,
         }
     });
     exit(code)
+}
+
+async fn run_queue(command: QueueCommand, settings: &Settings) -> u8 {
+    use crate::commands::queue_cmd::{self, QueueAction};
+    let action = match command {
+        QueueCommand::Stats => QueueAction::Stats,
+        QueueCommand::List { queue, state, limit } => QueueAction::List { queue, state, limit },
+        QueueCommand::Inspect { id } => QueueAction::Inspect { id },
+        QueueCommand::Retry { id, all_dead, queue } => QueueAction::Retry { id, all_dead, queue },
+        QueueCommand::Purge { queue, state, yes } => QueueAction::Purge { queue, state, yes },
+    };
+    queue_cmd::run(settings, action).await
 }
 
 async fn run_admin(command: Command, settings: Arc<Settings>) -> u8 {

@@ -5,3 +5,4 @@ pub mod admin;
 pub mod config_cmd;
 pub mod healthcheck;
 pub mod migrate_status;
+pub mod queue_cmd;

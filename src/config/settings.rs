@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 
 use super::value::{
-    ConfigValue, Days, HttpUrl, Origins, Port, PositiveCount, RedisUrl, Seconds, config_enum,
+    ConfigValue, Days, HttpUrl, NameList, Origins, Port, PositiveCount, RedisUrl, Seconds, config_enum,
 };
 use super::{ConfigIssue, Resolved};
 
@@ -272,6 +272,44 @@ section! {
 }
 
 section! {
+    /// The job queue: worker concurrency, queues, leases and retention.
+    pub struct QueueSettings("Queue and worker") {
+        /// Queues a worker consumes, comma-separated (empty: every Dify queue).
+        queues: NameList = "CELERY_QUEUES" => "";
+        /// Overrides CELERY_QUEUES, as in Dify's entrypoint.
+        worker_queues: NameList = "CELERY_WORKER_QUEUES" => "";
+        /// Jobs a worker runs at once.
+        worker_amount: PositiveCount = "CELERY_WORKER_AMOUNT" => "1";
+        /// Overrides CELERY_WORKER_AMOUNT, as in Dify's entrypoint.
+        worker_concurrency: Option<PositiveCount> = "CELERY_WORKER_CONCURRENCY" => "";
+        /// Celery's pool class; kiln runs jobs as async tasks, so this is recognised and ignored.
+        worker_class: String = "CELERY_WORKER_CLASS" => "";
+        /// Celery autoscaling; with CELERY_MAX_WORKERS it sets kiln's (fixed) concurrency.
+        auto_scale: bool = "CELERY_AUTO_SCALE" => "false";
+        /// Upper bound of autoscaling (the concurrency used when CELERY_AUTO_SCALE=true).
+        max_workers: Option<PositiveCount> = "CELERY_MAX_WORKERS" => "";
+        /// Lower bound of autoscaling; recognised and ignored (kiln's concurrency is fixed).
+        min_workers: Option<PositiveCount> = "CELERY_MIN_WORKERS" => "";
+        /// Jobs claimed per fetch for each unit of concurrency (Celery's prefetch multiplier).
+        prefetch_multiplier: PositiveCount = "CELERY_PREFETCH_MULTIPLIER" => "1";
+        /// Key prefix (a Redis hash tag) of kiln's queue keys.
+        prefix: String = "KILN_QUEUE_PREFIX" => "kiln";
+        /// The embedded job store file when no Redis is configured (empty: jobs.db in KILN_DATA_DIR).
+        jobs_db: Option<PathBuf> = "KILN_JOBS_DB" => "";
+        /// Seconds a claimed job's lease lasts; workers renew it every third of that.
+        lease_seconds: PositiveCount = "KILN_JOB_LEASE_SECONDS" => "30";
+        /// Attempts a job gets before it is dead (unless its task says otherwise).
+        max_attempts: PositiveCount = "KILN_JOB_MAX_ATTEMPTS" => "3";
+        /// Seconds finished jobs are kept.
+        done_retention: Seconds = "KILN_JOB_DONE_RETENTION" => "86400";
+        /// Finished jobs kept per queue.
+        done_max: PositiveCount = "KILN_JOB_DONE_MAX" => "10000";
+        /// Dead jobs kept per queue.
+        dead_max: PositiveCount = "KILN_JOB_DEAD_MAX" => "10000";
+    }
+}
+
+section! {
     /// File storage.
     pub struct StorageSettings("Storage") {
         /// Storage type: opendal, s3 (Dify's S3_* settings), or local (Dify's deprecated alias
@@ -317,6 +355,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
+    pub queue: QueueSettings,
     pub storage: StorageSettings,
 }
 
@@ -329,6 +368,7 @@ impl Settings {
         keys.extend(AuthSettings::keys());
         keys.extend(DatabaseSettings::keys());
         keys.extend(RedisSettings::keys());
+        keys.extend(QueueSettings::keys());
         keys.extend(StorageSettings::keys());
         keys
     }
@@ -340,6 +380,7 @@ impl Settings {
         let auth = AuthSettings::parse(resolved, issues);
         let database = DatabaseSettings::parse(resolved, issues);
         let redis = RedisSettings::parse(resolved, issues);
+        let queue = QueueSettings::parse(resolved, issues);
         let storage = StorageSettings::parse(resolved, issues);
         Some(Self {
             app: app?,
@@ -348,6 +389,7 @@ impl Settings {
             auth: auth?,
             database: database?,
             redis: redis?,
+            queue: queue?,
             storage: storage?,
         })
     }
@@ -368,6 +410,34 @@ impl Settings {
             StorageType::Local => self.storage.local_path.clone(),
             StorageType::Opendal | StorageType::S3 => self.storage.opendal_fs_root.clone(),
         }
+    }
+
+    /// The queues a worker consumes, `priority_*` first (Dify's list when none are set).
+    pub fn worker_queues(&self) -> Vec<String> {
+        let chosen = if !self.queue.worker_queues.0.is_empty() {
+            self.queue.worker_queues.0.clone()
+        } else if !self.queue.queues.0.is_empty() {
+            self.queue.queues.0.clone()
+        } else {
+            crate::infra::queue::DIFY_QUEUES.iter().map(|q| q.to_string()).collect()
+        };
+        crate::infra::queue::priority_order(&chosen)
+    }
+
+    /// Jobs a worker runs at once: CELERY_WORKER_CONCURRENCY, else CELERY_MAX_WORKERS when
+    /// autoscaling, else CELERY_WORKER_AMOUNT.
+    pub fn worker_concurrency(&self) -> u32 {
+        let q = &self.queue;
+        match (q.worker_concurrency, q.auto_scale, q.max_workers) {
+            (Some(n), _, _) => n.0,
+            (None, true, Some(max)) => max.0,
+            _ => q.worker_amount.0,
+        }
+    }
+
+    /// The embedded job store file.
+    pub fn jobs_db_path(&self) -> PathBuf {
+        self.queue.jobs_db.clone().unwrap_or_else(|| self.app.data_dir.join("jobs.db"))
     }
 
     /// Whether any Redis is configured (REDIS_HOST or CELERY_BROKER_URL).

@@ -254,6 +254,7 @@ pub(super) fn cross_check(
         }
     }
     diagnose_cookies_and_cors(settings, resolved, warnings);
+    check_queue_settings(settings, resolved, issues, warnings);
     let storage = &settings.storage;
     if storage.storage_type == StorageType::Opendal
         && storage.opendal_scheme == super::settings::OpendalScheme::S3
@@ -390,5 +391,51 @@ fn diagnose_cookies_and_cors(settings: &Settings, resolved: &Resolved, warnings:
                 format!("does not include the console's origin {origin}: the browser console will get CORS errors; add it"),
             ));
         }
+    }
+}
+
+/// Unknown queue names are errors (a typo would leave a queue unconsumed forever); Celery
+/// knobs that have no meaning for kiln are reported with the reason.
+fn check_queue_settings(
+    settings: &Settings,
+    resolved: &Resolved,
+    issues: &mut Vec<ConfigIssue>,
+    warnings: &mut Vec<ConfigWarning>,
+) {
+    use crate::infra::queue::DIFY_QUEUES;
+    let q = &settings.queue;
+    for (key, list) in [("CELERY_QUEUES", &q.queues), ("CELERY_WORKER_QUEUES", &q.worker_queues)] {
+        let unknown: Vec<&String> =
+            list.0.iter().filter(|name| !DIFY_QUEUES.contains(&name.as_str())).collect();
+        if !unknown.is_empty() {
+            let names: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
+            issues.push(issue(
+                resolved,
+                key,
+                format!("unknown queue(s): {}", names.join(", ")),
+                format!("queue names from: {}", DIFY_QUEUES.join(", ")),
+            ));
+        }
+    }
+    if !q.worker_class.trim().is_empty() {
+        warnings.push(warning(
+            resolved,
+            "CELERY_WORKER_CLASS",
+            "ignored: kiln runs jobs as async tasks, so there is no pool class; concurrency comes from CELERY_WORKER_AMOUNT",
+        ));
+    }
+    if q.min_workers.is_some() {
+        warnings.push(warning(
+            resolved,
+            "CELERY_MIN_WORKERS",
+            "ignored: kiln's concurrency is fixed (idle async slots cost nothing); CELERY_MAX_WORKERS sets it when CELERY_AUTO_SCALE=true",
+        ));
+    }
+    if q.auto_scale && q.max_workers.is_none() && q.worker_concurrency.is_none() {
+        warnings.push(warning(
+            resolved,
+            "CELERY_AUTO_SCALE",
+            "true without CELERY_MAX_WORKERS: kiln does not autoscale, so CELERY_WORKER_AMOUNT sets the concurrency",
+        ));
     }
 }

@@ -235,6 +235,26 @@ impl ConfigValue for RedisUrl {
     }
 }
 
+/// A comma-separated list of names (queues), trimmed, empty entries dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NameList(pub Vec<String>);
+
+impl ConfigValue for NameList {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let names: Vec<String> =
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        if let Some(bad) =
+            names.iter().find(|n| !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        {
+            return Err(format!("{bad:?} is not a queue name"));
+        }
+        Ok(Self(names))
+    }
+    fn expected() -> String {
+        "a comma-separated list of queue names, e.g. dataset,mail".into()
+    }
+}
+
 /// A comma-separated list of allowed CORS origins, or `*` for any origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origins {

@@ -363,11 +363,21 @@ impl EmbeddedStore {
         };
         let sql = format!("SELECT id FROM jobs WHERE queue = ? AND {condition} ORDER BY {order} LIMIT ?");
         let query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(queue);
-        let query = if matches!(status, "done" | "dead") {
-            query.bind(status)
-        } else {
-            query.bind(now_ms().to_string())
-        };
+        let query = if matches!(status, "done" | "dead") { query.bind(status) } else { query.bind(now_ms()) };
         Ok(query.bind(limit as i64).fetch_all(&self.pool).await?)
+    }
+
+    /// Deletes every job of `queue` in `status` (ready, delayed, done or dead).
+    pub async fn purge(&self, queue: &str, status: &str) -> Result<u64, StoreError> {
+        let condition = match status {
+            "ready" => "status = 'queued' AND run_at <= ?",
+            "delayed" => "status = 'queued' AND run_at > ?",
+            "done" | "dead" => "status = ? ",
+            other => return Err(StoreError::Protocol(format!("cannot purge {other:?} jobs"))),
+        };
+        let sql = format!("DELETE FROM jobs WHERE queue = ? AND {condition}");
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(queue);
+        let query = if matches!(status, "done" | "dead") { query.bind(status) } else { query.bind(now_ms()) };
+        Ok(query.execute(&self.pool).await?.rows_affected())
     }
 }

@@ -231,6 +231,27 @@ macro_rules! dispatch {
 }
 
 impl JobStore {
+    /// The store the settings name: Redis at CELERY_BROKER_URL (else REDIS_*) when one is
+    /// configured, otherwise the embedded file.
+    pub async fn from_settings(settings: &crate::config::Settings) -> Result<Self, StoreError> {
+        let url = match &settings.redis.broker_url {
+            Some(url) => Some(url.expose().to_owned()),
+            None => crate::infra::redis::url_from_settings(settings),
+        };
+        match url {
+            Some(url) => Ok(JobStore::Redis(RedisStore::connect(&url, &settings.queue.prefix).await?)),
+            None => Ok(JobStore::Embedded(EmbeddedStore::open(&settings.jobs_db_path()).await?)),
+        }
+    }
+
+    /// Where the jobs live, for logs and messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            JobStore::Redis(_) => "Redis",
+            JobStore::Embedded(_) => "embedded SQLite",
+        }
+    }
+
     /// Enqueues jobs; one round trip for the whole batch.
     pub async fn push(&self, jobs: &[JobSpec]) -> Result<Vec<Pushed>, StoreError> {
         dispatch!(self, s => s.push(jobs).await)
@@ -290,6 +311,11 @@ impl JobStore {
     /// Moves dead jobs back to their queues with fresh attempts.
     pub async fn retry_dead(&self, ids: &[String]) -> Result<u64, StoreError> {
         dispatch!(self, s => s.retry_dead(ids).await)
+    }
+
+    /// Deletes every job of a queue in one state (never running ones).
+    pub async fn purge(&self, queue: &str, status: &str) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.purge(queue, status).await)
     }
 
     /// Ids of jobs in a queue and state (ready, delayed, running, done, dead), oldest first.

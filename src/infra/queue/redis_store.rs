@@ -24,6 +24,7 @@ struct Scripts {
     reap: redis::Script,
     release: redis::Script,
     retry_dead: redis::Script,
+    purge: redis::Script,
 }
 
 /// Jobs in Redis under `{<prefix>}:` keys.
@@ -60,6 +61,7 @@ impl RedisStore {
             reap: redis::Script::new(include_str!("lua/reap.lua")),
             release: redis::Script::new(include_str!("lua/release.lua")),
             retry_dead: redis::Script::new(include_str!("lua/retry_dead.lua")),
+            purge: redis::Script::new(include_str!("lua/purge.lua")),
         };
         Self { conn, prefix: format!("{{{prefix}}}:"), scripts: Arc::new(scripts) }
     }
@@ -263,5 +265,23 @@ impl RedisStore {
             other => return Err(StoreError::Protocol(format!("unknown job state {other:?}"))),
         };
         Ok(ids)
+    }
+
+    /// Deletes every job of `queue` in `status` (ready, delayed, done or dead), in bounded
+    /// batches so Redis is never blocked for long.
+    pub async fn purge(&self, queue: &str, status: &str) -> Result<u64, StoreError> {
+        if !matches!(status, "ready" | "delayed" | "done" | "dead") {
+            return Err(StoreError::Protocol(format!("cannot purge {status:?} jobs")));
+        }
+        let mut total = 0;
+        loop {
+            let mut invocation = self.scripts.purge.prepare_invoke();
+            invocation.arg(&self.prefix).arg(queue).arg(status).arg(1000);
+            let deleted: u64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+            total += deleted;
+            if deleted == 0 {
+                return Ok(total);
+            }
+        }
     }
 }
