@@ -116,7 +116,10 @@ def main():
                 say(f"redis: private redis-server with the service's command, on port {redis_port}")
                 continue
             if "build" not in service and service.get("image") not in kiln_images:
-                say(f"{name}: {service.get('image')} is provided by this machine")
+                if str(service.get("restart")) == "no":
+                    say(f"{name}: one-shot container job ({service.get('image')}); local processes need no equivalent")
+                else:
+                    say(f"{name}: {service.get('image')} is provided by this machine")
                 continue
             environment = {k: interpolate(v, variables) for k, v in (service.get("environment") or {}).items()}
             # Container paths of volumes become directories in the scratch area.

@@ -265,6 +265,14 @@ pub fn run() -> ExitCode {
     }
     let Some(settings) = loaded.settings.as_ref().filter(|_| loaded.is_ok()) else {
         let count = loaded.issues.len() + loaded.file_errors.len();
+        if let Action::Healthcheck { .. } = action {
+            // Docker reserves health-check exit code 2; any failure is "unhealthy" (1).
+            eprintln!(
+                "kiln healthcheck: invalid configuration: {count} problem(s)\n{}",
+                loaded.error_report().trim_end()
+            );
+            return exit(1);
+        }
         eprintln!("kiln: invalid configuration: {count} problem(s)\n{}", loaded.error_report().trim_end());
         eprintln!("Run `kiln config check` for details, or `kiln config example` for every setting.");
         return exit(config_cmd::EXIT_CONFIG);

@@ -115,6 +115,15 @@ async fn console_flow(stack: &Stack) {
     forged.cookies = browser.cookies.clone();
     forged.cookies.insert("csrf_token".into(), "forged".into());
     assert_eq!(forged.get("/console/api/account/profile").await.0, 401);
+    // A forged header with no csrf cookie at all is refused too.
+    let response = common::http()
+        .get(format!("{}/console/api/account/profile", stack.url))
+        .bearer_auth(&browser.cookies["access_token"])
+        .header("X-CSRF-Token", "forged")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 401);
 
     // The access token also works as a Bearer token (with the CSRF header).
     let access_token = browser.cookies["access_token"].clone();
@@ -387,7 +396,7 @@ async fn admin_commands_report_with_real_exit_codes() {
     assert_eq!(code, 1);
     assert!(stderr.contains("already exists"), "duplicate is a clear message: {stderr}");
     let (code, _, stderr) = output(stack.admin(&["create-tenant", "--email", "no-at-sign"]));
-    assert_eq!((code, stderr.trim()), (1, "Invalid email: no-at-sign"));
+    assert_eq!((code, stderr.trim()), (1, "Invalid email address."));
 
     let email = |args: &[&str]| output(stack.admin(&[&["reset-email"], args].concat()));
     let (code, _, stderr) =
@@ -467,4 +476,105 @@ fn reset_password_prompts_on_a_terminal() {
     session.send_line("pty12345pass").expect("type");
     session.exp_string("Password reset successfully.").expect("success");
     session.exp_eof().expect("exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_logins_and_guesses_are_handled() {
+    let stack = Stack::postgres_redis(&[]).await;
+    stack.setup_owner().await;
+    // Parallel correct logins (two tabs, a double click): all succeed, and the one refresh
+    // token per account is replaced, not duplicated into a 500.
+    let logins: Vec<_> = (0..4)
+        .map(|_| {
+            let url = stack.url.clone();
+            tokio::spawn(async move { Browser::new(&url).login(OWNER, PASSWORD).await.0 })
+        })
+        .collect();
+    for login in logins {
+        assert_eq!(login.await.expect("join"), 200);
+    }
+    // Parallel wrong guesses: at most five are ever checked; the rest are refused.
+    let guesses: Vec<_> = (0..20)
+        .map(|n| {
+            let url = stack.url.clone();
+            tokio::spawn(async move { Browser::new(&url).login(OWNER, &format!("wrong{n}pass")).await.0 })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.expect("join"));
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (5, 15), "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_setups_leave_one_owner_and_say_already_setup() {
+    let stack = Stack::postgres_redis(&[]).await;
+    let setups: Vec<_> = (0..4)
+        .map(|n| {
+            let url = stack.url.clone();
+            tokio::spawn(async move {
+                let body =
+                    json!({"email": format!("owner{n}@example.com"), "name": "Owner", "password": PASSWORD});
+                Browser::new(&url).post("/console/api/setup", body).await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for setup in setups {
+        let (status, body) = setup.await.expect("join");
+        match status {
+            201 => created += 1,
+            _ => assert_eq!((status, body["code"].as_str()), (403, Some("already_setup")), "{body}"),
+        }
+    }
+    assert_eq!(created, 1);
+    let (code, stdout, _) = output(stack.admin(&["list-accounts"]));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("1 account(s)"), "all or nothing: {stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_bodies_follow_the_configured_limit() {
+    let stack = Stack::sqlite(&[("KILN_MAX_REQUEST_BODY_MB", "4")]).await;
+    stack.setup_owner().await;
+    // 3.3 MB (Base64 of 2.5 MB) is above axum's 2 MB default but within the setting.
+    let big = "x".repeat(5 * 512 * 1024);
+    let (status, body) = Browser::new(&stack.url).login(OWNER, &big).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("authentication_failed")), "{body}");
+    // Over the setting, even without Content-Length (chunked): 413 in the envelope.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..6).map(|_| Ok(vec![b' '; 1024 * 1024])).collect();
+    let response = common::http()
+        .post(format!("{}/console/api/login", stack.url))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util_stream(chunks)))
+        .send()
+        .await;
+    match response {
+        Ok(response) => {
+            assert_eq!(response.status(), 413);
+            let body: serde_json::Value = response.json().await.expect("json");
+            assert_eq!(body["code"], "request_entity_too_large");
+        }
+        // The server may answer and close before the client finishes streaming.
+        Err(error) => assert!(error.is_request() || error.is_body(), "{error}"),
+    }
+}
+
+fn futures_util_stream(
+    chunks: Vec<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    struct Chunks(std::vec::IntoIter<Result<Vec<u8>, std::io::Error>>);
+    impl futures_core::Stream for Chunks {
+        type Item = Result<Vec<u8>, std::io::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            std::task::Poll::Ready(self.0.next())
+        }
+    }
+    Chunks(chunks.into_iter())
 }

@@ -251,24 +251,17 @@ pub async fn list_tenants(db: &Db) -> Result<Vec<TenantSummary>, RepoError> {
 
 // --- refresh tokens and login failures when no Redis is configured ---
 
-/// Stores the account's only refresh token (by hash), replacing any previous one.
+/// Stores the account's only refresh token (by hash), replacing any previous one in one
+/// statement, so two logins at once cannot both insert.
 pub async fn put_refresh_token(
     db: &Db,
     hash: &str,
     account_id: Uuid,
     expires_at: DateTime<Utc>,
 ) -> Result<(), RepoError> {
-    on_db!(db, pool => {
-        let mut tx = pool.begin().await?;
-        sqlx::query("DELETE FROM auth_refresh_tokens WHERE account_id = $1").bind(account_id).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO auth_refresh_tokens (token_hash, account_id, expires_at) VALUES ($1, $2, $3)")
-            .bind(hash)
-            .bind(account_id)
-            .bind(expires_at)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-    });
+    let sql = "INSERT INTO auth_refresh_tokens (token_hash, account_id, expires_at) VALUES ($1, $2, $3) \
+               ON CONFLICT (account_id) DO UPDATE SET token_hash = excluded.token_hash, expires_at = excluded.expires_at";
+    on_db!(db, pool => sqlx::query(sql).bind(hash).bind(account_id).bind(expires_at).execute(pool).await.map(drop)?);
     Ok(())
 }
 

@@ -135,9 +135,29 @@ async fn verify_password(plain: &str, account: &Account) -> Verification {
 
 fn duplicate_email(error: RepoError, email: &str) -> AccountsError {
     match error {
+        // A setup that raced another one and lost.
+        RepoError::Duplicate(what) if what.contains("dify_setups") => AccountsError::AlreadySetup,
         RepoError::Duplicate(_) => AccountsError::EmailTaken(email.to_owned()),
         other => AccountsError::Repo(other),
     }
+}
+
+/// A fixed argon2id hash to verify against when the email is unknown.
+static DUMMY_HASH: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+async fn spend_a_verification(plain: &str) {
+    let plain = plain.to_owned();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(hash) = DUMMY_HASH.get_or_init(|| password::hash("kiln-dummy-password-1").ok()) {
+            let _ = password::verify(&plain, hash, None);
+        }
+    })
+    .await;
+}
+
+/// Compares secrets without an early exit, so timing does not reveal a matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Accounts<'_> {
@@ -161,7 +181,9 @@ impl Accounts<'_> {
             return Err(AccountsError::AlreadySetup);
         }
         match &self.settings.auth.init_password {
-            Some(expected) if expected.expose_secret() != given => Err(AccountsError::InitValidateFailed),
+            Some(expected) if !constant_time_eq(expected.expose_secret().as_bytes(), given.as_bytes()) => {
+                Err(AccountsError::InitValidateFailed)
+            }
             _ => Ok(()),
         }
     }
@@ -220,6 +242,9 @@ impl Accounts<'_> {
     }
 
     /// Checks credentials with lockout; upgrades a Dify PBKDF2 hash to argon2id on success.
+    ///
+    /// Every attempt is counted before the password is checked and the count is cleared on
+    /// success, so parallel guesses cannot slip past the limit while they are being verified.
     pub async fn login(
         &self,
         email: &str,
@@ -230,21 +255,26 @@ impl Accounts<'_> {
             return Err(AccountsError::NotSetup);
         }
         let email = email.trim().to_lowercase();
-        if self.auth.login_failures(&email).await? >= LOGIN_MAX_FAILURES {
+        if email.len() > 320 {
+            return Err(AccountsError::InvalidCredentials);
+        }
+        let window = self.settings.auth.login_lockout_duration.duration();
+        if self.auth.record_login_failure(&email, window).await? > LOGIN_MAX_FAILURES {
             return Err(AccountsError::LockedOut);
         }
         let account = repo::find_account_by_email(self.db, &email).await?;
         let verification = match &account {
             Some(account) => verify_password(password, account).await,
-            None => Verification::Invalid,
+            None => {
+                // Spend the same time as a real check, so timing does not reveal which
+                // emails have accounts.
+                spend_a_verification(password).await;
+                Verification::Invalid
+            }
         };
         let (account, needs_upgrade) = match (account, verification) {
             (Some(account), Verification::Valid { needs_upgrade }) => (account, needs_upgrade),
-            _ => {
-                let window = self.settings.auth.login_lockout_duration.duration();
-                self.auth.record_login_failure(&email, window).await?;
-                return Err(AccountsError::InvalidCredentials);
-            }
+            _ => return Err(AccountsError::InvalidCredentials),
         };
         if !account.is_usable() {
             return Err(AccountsError::Banned);
@@ -359,7 +389,8 @@ impl Accounts<'_> {
         if email.trim().is_empty() {
             return Err(AccountsError::InvalidParam("Email is required.".into()));
         }
-        let email = normalize_email(email)?;
+        let email = normalize_email(email)
+            .map_err(|_| AccountsError::InvalidParam("Invalid email address.".into()))?;
         let account_name = email.split('@').next().unwrap_or_default().to_owned();
         let password = generate_password()?;
         let language = language.filter(|l| SUPPORTED_LANGUAGES.contains(l)).or(Some("en-US"));

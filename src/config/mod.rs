@@ -5,6 +5,7 @@
 //! (masked when secret), where it came from and what was expected.
 
 mod dify_keys;
+pub mod dotenv;
 pub mod example;
 pub mod settings;
 pub mod sources;
@@ -165,6 +166,8 @@ pub struct Loaded {
     pub ignored: Vec<Entry>,
     /// The files read, in precedence order, for the start banner.
     pub files_read: Vec<PathBuf>,
+    /// Whether any command-line flag set a value.
+    pub has_flags: bool,
 }
 
 impl Loaded {
@@ -190,6 +193,9 @@ impl Loaded {
         let mut parts = vec!["defaults".to_owned()];
         parts.extend(self.files_read.iter().map(|p| p.display().to_string()));
         parts.push("environment".into());
+        if self.has_flags {
+            parts.push("flags".into());
+        }
         parts.join(" < ")
     }
 }
@@ -209,13 +215,15 @@ pub fn load(options: &LoadOptions) -> Loaded {
         value: spec.default.to_owned(),
         source: Source::Default,
     }));
-    type Reader = fn(&std::path::Path) -> Result<Vec<Entry>, sources::SourceError>;
-    let file_sets = sources::config_files(&options.config_dir)
-        .into_iter()
-        .map(|p| (p, sources::read_config_file as Reader))
-        .chain(options.env_files.iter().map(|p| (p.clone(), sources::read_env_file as Reader)));
-    for (path, reader) in file_sets {
-        match reader(&path) {
+    let config_files = sources::config_files(&options.config_dir).into_iter().map(|p| (p, false));
+    let file_sets = config_files.chain(options.env_files.iter().map(|p| (p.clone(), true)));
+    for (path, is_dotenv) in file_sets {
+        let read = if is_dotenv {
+            sources::read_env_file(&path, &options.environment)
+        } else {
+            sources::read_config_file(&path)
+        };
+        match read {
             Ok(entries) => {
                 files_read.push(path);
                 file_keys.extend(entries.iter().cloned());
@@ -256,10 +264,40 @@ pub fn load(options: &LoadOptions) -> Loaded {
     );
 
     let settings = Settings::parse(&resolved, &mut issues);
-    if let Some(settings) = &settings {
-        validate::cross_check(settings, &resolved, &mut issues, &mut warnings);
+    match &settings {
+        Some(settings) => validate::cross_check(settings, &resolved, &mut issues, &mut warnings),
+        None => {
+            // Report every problem at once: run the cross-field checks on the values that did
+            // parse, with defaults standing in for the broken ones (whose issues are known).
+            let mut stand_in = resolved.clone();
+            for issue in &issues {
+                if let Some(spec) = specs.iter().find(|s| s.name == issue.key) {
+                    let entry = Entry {
+                        key: spec.name.to_owned(),
+                        value: spec.default.to_owned(),
+                        source: Source::Default,
+                    };
+                    stand_in.values.insert(spec.name, entry);
+                }
+            }
+            let (mut extra, mut ignored_issues) = (Vec::new(), Vec::new());
+            if let Some(partial) = Settings::parse(&stand_in, &mut ignored_issues) {
+                validate::cross_check(&partial, &stand_in, &mut extra, &mut warnings);
+            }
+            let broken: Vec<String> = issues.iter().map(|i| i.key.clone()).collect();
+            issues.extend(extra.into_iter().filter(|i| !broken.contains(&i.key)));
+        }
     }
-    Loaded { settings, resolved, issues, file_errors, warnings, ignored, files_read }
+    Loaded {
+        settings,
+        resolved,
+        issues,
+        file_errors,
+        warnings,
+        ignored,
+        files_read,
+        has_flags: !options.flags.is_empty(),
+    }
 }
 
 #[cfg(test)]

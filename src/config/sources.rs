@@ -117,26 +117,24 @@ fn line_of(text: &str, key: &str) -> usize {
     found
 }
 
-/// Reads a dotenv file without touching the process environment.
-pub fn read_env_file(path: &Path) -> Result<Vec<Entry>, SourceError> {
+/// Reads a dotenv file (python-dotenv rules) without touching the process environment;
+/// `${VAR}` falls back to `environment`.
+pub fn read_env_file(path: &Path, environment: &[(String, String)]) -> Result<Vec<Entry>, SourceError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| SourceError { path: path.to_owned(), message: format!("cannot read the file: {e}") })?;
-    let iter = dotenvy::from_read_iter(text.as_bytes());
-    let mut entries = Vec::new();
-    for item in iter {
-        let (key, value) = item.map_err(|e| SourceError {
-            path: path.to_owned(),
-            message: match e {
-                dotenvy::Error::LineParse(line, index) => {
-                    format!("cannot parse {line:?} at character {index}: expected KEY=value")
-                }
-                other => other.to_string(),
-            },
-        })?;
-        let line = line_of(&text, &key);
-        entries.push(Entry { source: Source::EnvFile { path: path.to_owned(), line }, key, value });
-    }
-    Ok(entries)
+    let lookup = |name: &str| environment.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let parsed = super::dotenv::parse(&text, &lookup).map_err(|e| SourceError {
+        path: path.to_owned(),
+        message: format!("line {}: {}", e.line, e.message),
+    })?;
+    Ok(parsed
+        .into_iter()
+        .map(|(key, value, line)| Entry {
+            source: Source::EnvFile { path: path.to_owned(), line },
+            key,
+            value,
+        })
+        .collect())
 }
 
 /// Reads a flat TOML file of `KEY = value` pairs.

@@ -116,6 +116,30 @@ fn key_file_is_read_at_its_own_layer() {
 }
 
 #[test]
+fn cross_checks_run_even_when_a_value_is_broken() {
+    let fixture = Fixture::new();
+    let mut options = fixture.options();
+    options.environment = env(&[("DB_PORT", "abc"), ("REDIS_USE_CLUSTERS", "true")]);
+    let loaded = load(&options);
+    let keys: Vec<&str> = loaded.issues.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, ["DB_PORT", "REDIS_USE_CLUSTERS"], "{}", loaded.error_report());
+}
+
+#[test]
+fn dotenv_values_keep_dollar_signs_like_python_dotenv() {
+    let fixture = Fixture::new();
+    let dotenv =
+        fixture.file(".env", "DB_PASSWORD=Pa$w0rd\nDEPLOY_ENV=ab$$cd\nCOOKIE_DOMAIN=${BASE_DOMAIN}\n");
+    let mut options = fixture.options();
+    options.env_files.push(dotenv);
+    options.environment = env(&[("BASE_DOMAIN", "example.com")]);
+    let loaded = load(&options);
+    assert_eq!(effective(&loaded, "DB_PASSWORD").0, "Pa$w0rd");
+    assert_eq!(effective(&loaded, "DEPLOY_ENV").0, "ab$$cd");
+    assert_eq!(effective(&loaded, "COOKIE_DOMAIN").0, "example.com");
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     let fixture = Fixture::new();
     let mut options = fixture.options();

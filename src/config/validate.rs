@@ -216,7 +216,7 @@ pub(super) fn cross_check(
             resolved,
             "REDIS_USE_CLUSTERS",
             "Redis Cluster is not supported: kiln's queue needs multi-key scripts on one node",
-            "false, with REDIS_HOST pointing at a single Redis or a Sentinel-managed primary",
+            "false, with REDIS_HOST pointing at a single Redis (or its primary)",
         ));
     }
     if redis.host.contains("://") {

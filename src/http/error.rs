@@ -163,6 +163,9 @@ where
     async fn from_request(request: Request<Body>, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge)
+            }
             Err(rejection) => Err(ApiError::coded(
                 StatusCode::BAD_REQUEST,
                 "invalid_param",

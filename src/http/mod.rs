@@ -105,7 +105,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", service)
         .fallback(not_found)
         .with_state(state)
-        .layer(RequestBodyLimitLayer::new(body_limit));
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        // axum's extractors have their own 2 MB default; one limit, from the settings, rules.
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit));
     if !timeout.is_zero() {
         app = app.layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
     }
