@@ -56,6 +56,15 @@ pub enum Command {
     Api,
     /// Apply pending migrations and exit (MODE=migration).
     Migration,
+    /// Consume the job queues (MODE=worker).
+    Worker {
+        /// Queues to consume, comma-separated (overrides CELERY_QUEUES).
+        #[arg(long, value_name = "QUEUES")]
+        queues: Option<String>,
+        /// Jobs run at once (overrides CELERY_WORKER_AMOUNT).
+        #[arg(long, value_name = "N")]
+        concurrency: Option<String>,
+    },
     /// Apply pending migrations and exit (Dify's `flask upgrade-db`).
     UpgradeDb,
     /// Inspect database migrations.
@@ -195,6 +204,14 @@ impl Cli {
                 flags.push((key.to_owned(), value.clone(), flag.to_owned()));
             }
         }
+        if let Some(Command::Worker { queues, concurrency }) = &self.command {
+            if let Some(queues) = queues {
+                flags.push(("CELERY_WORKER_QUEUES".into(), queues.clone(), "--queues".into()));
+            }
+            if let Some(concurrency) = concurrency {
+                flags.push(("CELERY_WORKER_CONCURRENCY".into(), concurrency.clone(), "--concurrency".into()));
+            }
+        }
         flags.extend(self.set.iter().map(|(k, v)| (k.clone(), v.clone(), format!("--set {k}"))));
         flags
     }
@@ -229,6 +246,7 @@ pub fn run() -> ExitCode {
         Some(Command::Config { command: ConfigCommand::Example { .. } }) => return exit(0),
         Some(Command::Standalone) => Action::Role(Role::Standalone),
         Some(Command::Api) => Action::Role(Role::Api),
+        Some(Command::Worker { .. }) => Action::Role(Role::Worker),
         Some(Command::Migration | Command::UpgradeDb) => Action::Role(Role::Migration),
         Some(Command::Migrate { command: MigrateCommand::Status }) => Action::MigrateStatus,
         Some(Command::Queue { command }) => Action::Queue(command.clone()),
@@ -247,6 +265,7 @@ pub fn run() -> ExitCode {
             Ok(Mode::Standalone) => Action::Role(Role::Standalone),
             Ok(Mode::Api) => Action::Role(Role::Api),
             Ok(Mode::Migration) => Action::Role(Role::Migration),
+            Ok(Mode::Worker) => Action::Role(Role::Worker),
             Ok(Mode::Job) => Action::UsageForJob,
             Err(message) => {
                 eprintln!("kiln: {message}");
@@ -368,6 +387,10 @@ async fn run_role(role: Role, settings: Arc<Settings>, loaded: &Loaded) -> u8 {
             roles::migrate::run(&settings).await
         }
         Role::Api | Role::Standalone => roles::api::run(ctx, role).await,
+        Role::Worker => match roles::worker::open_store(&settings).await {
+            Ok(store) => roles::worker::run(ctx, store, crate::infra::shutdown::Shutdown::listen()).await,
+            Err(error) => Err(error),
+        },
     };
     match result {
         Ok(()) => 0,

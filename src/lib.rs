@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod infra;
 pub mod roles;
+pub mod tasks;
 
 /// The version reported by `/health`, the `X-Version` header and the start banner.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

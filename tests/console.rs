@@ -28,6 +28,9 @@ impl Stack {
         let db = PgDatabase::create().await;
         let mut env = db.env();
         env.push(("REDIS_HOST".into(), "127.0.0.1".into()));
+        // Each test gets its own Redis keys: lockout counters are per email, and every test
+        // signs in as the same owner.
+        env.push(("REDIS_KEY_PREFIX".into(), format!("kiln-test-{}:", uuid::Uuid::new_v4().simple())));
         env.push(("MIGRATION_ENABLED".into(), "true".into()));
         Self::start(env, Some(db), extra).await
     }
@@ -187,11 +190,15 @@ async fn console_flow_on_postgres_with_redis_tokens() {
     let token = browser.cookies["refresh_token"].clone();
     let client = redis::Client::open("redis://127.0.0.1:6379/0").expect("redis client");
     let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
-    let account: Option<String> =
-        redis::cmd("GET").arg(format!("refresh_token:{token}")).query_async(&mut conn).await.expect("GET");
+    let prefix = &stack.env.iter().find(|(k, _)| k == "REDIS_KEY_PREFIX").expect("prefix").1;
+    let account: Option<String> = redis::cmd("GET")
+        .arg(format!("{prefix}refresh_token:{token}"))
+        .query_async(&mut conn)
+        .await
+        .expect("GET");
     let account = account.expect("refresh_token:{t} set in Redis");
     let back: Option<String> = redis::cmd("GET")
-        .arg(format!("account_refresh_token:{account}"))
+        .arg(format!("{prefix}account_refresh_token:{account}"))
         .query_async(&mut conn)
         .await
         .expect("GET");

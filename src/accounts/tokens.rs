@@ -123,8 +123,9 @@ fn digest(token: &str) -> String {
 /// Where refresh tokens and login failure counters live.
 #[derive(Clone)]
 pub enum AuthStore {
-    /// Dify's keys: `refresh_token:{t}`, `account_refresh_token:{id}`, `login_error_rate_limit:{email}`.
-    Redis(redis::aio::ConnectionManager),
+    /// Dify's keys: `refresh_token:{t}`, `account_refresh_token:{id}`, `login_error_rate_limit:{email}`,
+    /// each after REDIS_KEY_PREFIX (empty by default, as in Dify).
+    Redis { conn: redis::aio::ConnectionManager, prefix: String },
     /// Tables `auth_refresh_tokens` (hashed) and `auth_login_failures`, with expiry columns.
     Db(Db),
 }
@@ -133,19 +134,16 @@ impl AuthStore {
     /// Saves the account's refresh token, revoking the previous one (one per account).
     pub async fn put_refresh(&self, token: &str, account_id: Uuid, ttl: Duration) -> Result<(), TokenError> {
         match self {
-            AuthStore::Redis(conn) => {
+            AuthStore::Redis { conn, prefix } => {
                 let mut conn = conn.clone();
-                let account_key = format!("account_refresh_token:{account_id}");
+                let account_key = format!("{prefix}account_refresh_token:{account_id}");
                 let previous: Option<String> = conn.get(&account_key).await?;
                 let mut pipe = redis::pipe();
                 if let Some(previous) = previous {
-                    pipe.del(format!("refresh_token:{previous}"));
+                    pipe.del(format!("{prefix}refresh_token:{previous}"));
                 }
-                pipe.set_ex(format!("refresh_token:{token}"), account_id.to_string(), ttl.as_secs()).set_ex(
-                    &account_key,
-                    token,
-                    ttl.as_secs(),
-                );
+                pipe.set_ex(format!("{prefix}refresh_token:{token}"), account_id.to_string(), ttl.as_secs())
+                    .set_ex(&account_key, token, ttl.as_secs());
                 pipe.query_async::<()>(&mut conn).await?;
             }
             AuthStore::Db(db) => {
@@ -160,11 +158,11 @@ impl AuthStore {
     /// Consumes a refresh token: returns its account and makes it unusable (rotation).
     pub async fn take_refresh(&self, token: &str) -> Result<Option<Uuid>, TokenError> {
         match self {
-            AuthStore::Redis(conn) => {
+            AuthStore::Redis { conn, prefix } => {
                 let mut conn = conn.clone();
-                let account: Option<String> = conn.get_del(format!("refresh_token:{token}")).await?;
+                let account: Option<String> = conn.get_del(format!("{prefix}refresh_token:{token}")).await?;
                 let Some(account) = account.and_then(|a| a.parse::<Uuid>().ok()) else { return Ok(None) };
-                let _: () = conn.del(format!("account_refresh_token:{account}")).await?;
+                let _: () = conn.del(format!("{prefix}account_refresh_token:{account}")).await?;
                 Ok(Some(account))
             }
             AuthStore::Db(db) => Ok(repo::take_refresh_token(db, &digest(token), Utc::now()).await?),
@@ -174,12 +172,12 @@ impl AuthStore {
     /// Revokes the account's refresh token (logout, password reset).
     pub async fn revoke_account(&self, account_id: Uuid) -> Result<(), TokenError> {
         match self {
-            AuthStore::Redis(conn) => {
+            AuthStore::Redis { conn, prefix } => {
                 let mut conn = conn.clone();
-                let account_key = format!("account_refresh_token:{account_id}");
+                let account_key = format!("{prefix}account_refresh_token:{account_id}");
                 let token: Option<String> = conn.get_del(&account_key).await?;
                 if let Some(token) = token {
-                    let _: () = conn.del(format!("refresh_token:{token}")).await?;
+                    let _: () = conn.del(format!("{prefix}refresh_token:{token}")).await?;
                 }
             }
             AuthStore::Db(db) => repo::delete_refresh_tokens_of(db, account_id).await?,
@@ -190,8 +188,9 @@ impl AuthStore {
     /// Failed logins recorded for the email within the lockout window.
     pub async fn login_failures(&self, email: &str) -> Result<u32, TokenError> {
         match self {
-            AuthStore::Redis(conn) => {
-                let count: Option<u32> = conn.clone().get(format!("login_error_rate_limit:{email}")).await?;
+            AuthStore::Redis { conn, prefix } => {
+                let count: Option<u32> =
+                    conn.clone().get(format!("{prefix}login_error_rate_limit:{email}")).await?;
                 Ok(count.unwrap_or(0))
             }
             AuthStore::Db(db) => Ok(repo::login_failures(db, email, Utc::now()).await?),
@@ -201,9 +200,9 @@ impl AuthStore {
     /// Counts one more failure and restarts the window, as Dify's SETEX does.
     pub async fn record_login_failure(&self, email: &str, window: Duration) -> Result<u32, TokenError> {
         match self {
-            AuthStore::Redis(conn) => {
+            AuthStore::Redis { conn, prefix } => {
                 let mut conn = conn.clone();
-                let key = format!("login_error_rate_limit:{email}");
+                let key = format!("{prefix}login_error_rate_limit:{email}");
                 let (count,): (u32,) = redis::pipe()
                     .incr(&key, 1)
                     .ignore()
@@ -225,8 +224,8 @@ impl AuthStore {
     /// Clears the counter (successful login, `kiln reset-password`).
     pub async fn reset_login_failures(&self, email: &str) -> Result<(), TokenError> {
         match self {
-            AuthStore::Redis(conn) => {
-                let _: () = conn.clone().del(format!("login_error_rate_limit:{email}")).await?;
+            AuthStore::Redis { conn, prefix } => {
+                let _: () = conn.clone().del(format!("{prefix}login_error_rate_limit:{email}")).await?;
             }
             AuthStore::Db(db) => repo::reset_login_failures(db, email).await?,
         }

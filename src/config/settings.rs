@@ -78,6 +78,8 @@ config_enum! {
         Api = "api",
         /// Apply pending migrations and exit.
         Migration = "migration",
+        /// Consume the job queues (CELERY_QUEUES) with CELERY_WORKER_AMOUNT concurrency.
+        Worker = "worker",
         /// Run the admin command given as arguments (Dify's `MODE=job`).
         Job = "job",
     }
@@ -139,8 +141,8 @@ section! {
     /// Which role runs, its secret, and schema handling.
     pub struct AppSettings("Application") {
         /// Role to run when no subcommand is given: standalone (everything in one process),
-        /// api, migration (apply migrations and exit) or job (run the admin command given as
-        /// arguments). Empty means standalone.
+        /// api, worker, migration (apply migrations and exit) or job (run the admin command
+        /// given as arguments). Empty means standalone.
         mode: Option<Mode> = "MODE" => "";
         /// Signs sessions and tokens. Leave empty to have one generated on first start and kept
         /// in storage as .dify_secret_key, so replicas sharing storage agree.
@@ -262,6 +264,8 @@ section! {
         db: u32 = "REDIS_DB" => "0";
         /// Connect to Redis over TLS.
         use_ssl: bool = "REDIS_USE_SSL" => "false";
+        /// Prefix for kiln's shared Redis keys (Dify's newest name; empty: Dify's bare keys).
+        key_prefix: String = "REDIS_KEY_PREFIX" => "";
         /// Use Redis Sentinel (not supported yet: must stay false).
         use_sentinel: bool = "REDIS_USE_SENTINEL" => "false";
         /// Use Redis Cluster (not supported: must stay false).

@@ -225,7 +225,7 @@ const CORPUS: &[Case] = &[
         dotenv: "",
         key: "MODE",
         source: "environment",
-        expected: "standalone, api, migration, job",
+        expected: "standalone, api, migration, worker, job",
         must_not_contain: "",
     },
     Case {

@@ -23,3 +23,25 @@ pub async fn signal() {
         () = terminate => tracing::info!("received SIGTERM; shutting down"),
     }
 }
+
+/// A shutdown signal several parts of one process can wait on (standalone runs the API and
+/// the worker side by side).
+#[derive(Clone)]
+pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Starts listening for SIGTERM/SIGINT.
+    pub fn listen() -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            signal().await;
+            let _ = tx.send(true);
+        });
+        Self(rx)
+    }
+
+    /// Resolves once the signal has arrived.
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|stopped| *stopped).await;
+    }
+}

@@ -59,7 +59,29 @@ pub async fn run(ctx: RoleContext, role: Role) -> Result<(), RoleError> {
     let grace = ctx.settings.server.shutdown_grace_period.duration();
     let db = state.db.clone();
     let app = http::router(state);
-    http::serve(listener, app, shutdown::signal(), grace).await.map_err(RoleError::Serve)?;
+    let stop = shutdown::Shutdown::listen();
+    // Standalone also runs the worker in this process, on the same shutdown signal.
+    // The API does not wait for the job store: until it answers, /ready says so.
+    let worker = if role == Role::Standalone {
+        let (ctx, stop) = (ctx.clone(), stop.clone());
+        Some(tokio::spawn(async move {
+            let store = tokio::select! {
+                store = super::worker::open_store_until_reachable(&ctx.settings) => store,
+                () = stop.clone().wait() => return Ok(()),
+            };
+            super::worker::run(ctx, store, stop).await
+        }))
+    } else {
+        None
+    };
+    let served = http::serve(listener, app, stop.wait(), grace).await.map_err(RoleError::Serve);
+    if let Some(worker) = worker {
+        match worker.await {
+            Ok(result) => result?,
+            Err(error) => return Err(RoleError::Worker(format!("the worker task failed: {error}"))),
+        }
+    }
+    served?;
     db.close().await;
     tracing::info!(role = role.name(), "stopped");
     Ok(())

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod migrate;
+pub mod worker;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +24,8 @@ pub enum Role {
     Api,
     /// Apply migrations, then exit.
     Migration,
+    /// Consume the job queues.
+    Worker,
 }
 
 impl Role {
@@ -32,6 +35,7 @@ impl Role {
             Role::Standalone => "standalone",
             Role::Api => "api",
             Role::Migration => "migration",
+            Role::Worker => "worker",
         }
     }
 }
@@ -62,6 +66,8 @@ pub enum RoleError {
     Bind { addr: String, reason: String, port_source: Source, bind_source: Source },
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error("worker: {0}")]
+    Worker(String),
 }
 
 /// Connects to the database, retrying while it is unreachable (a container starting
@@ -115,5 +121,5 @@ pub async fn auth_store(settings: &Settings, db: &Db) -> Result<AuthStore, RoleE
     let manager = redis::aio::ConnectionManager::new_with_config(client, config)
         .await
         .map_err(|e| RoleError::Redis(format!("cannot connect to {target}: {e}")))?;
-    Ok(AuthStore::Redis(manager))
+    Ok(AuthStore::Redis { conn: manager, prefix: settings.redis.key_prefix.clone() })
 }

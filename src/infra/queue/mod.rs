@@ -6,6 +6,7 @@
 //! after a lease was lost (store unreachable longer than the lease, or a shutdown that
 //! dropped in-flight work); acks from a worker that lost its lease are rejected as stale.
 
+pub mod backend;
 pub mod embedded;
 pub mod redis_store;
 
@@ -241,6 +242,17 @@ impl JobStore {
         match url {
             Some(url) => Ok(JobStore::Redis(RedisStore::connect(&url, &settings.queue.prefix).await?)),
             None => Ok(JobStore::Embedded(EmbeddedStore::open(&settings.jobs_db_path()).await?)),
+        }
+    }
+
+    /// Waits until new work may be there: an in-process push on the embedded store, else
+    /// `idle` (the Redis store is polled; a fetch is one cheap script call).
+    pub async fn wait_for_work(&self, idle: Duration) {
+        match self {
+            JobStore::Embedded(store) => {
+                let _ = tokio::time::timeout(idle, store.notified()).await;
+            }
+            JobStore::Redis(_) => tokio::time::sleep(idle).await,
         }
     }
 

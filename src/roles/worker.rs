@@ -1,0 +1,133 @@
+//! `MODE=worker`: consume the configured queues with apalis workers on kiln's job store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::WorkerBuilderExt;
+use apalis_core::error::BoxDynError;
+use apalis_core::monitor::Monitor;
+use apalis_core::task::data::Data;
+use apalis_core::worker::builder::WorkerBuilder;
+
+use super::{RoleContext, RoleError};
+use crate::config::Settings;
+use crate::infra::queue::backend::{BackendSettings, Job, StoreBackend};
+use crate::infra::queue::{JobStore, Retention};
+use crate::infra::shutdown;
+use crate::tasks::{self, TaskRegistry};
+
+/// A lease owner name unique to this process start: host, pid and a random suffix.
+pub fn new_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "kiln".into());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &suffix[..8])
+}
+
+/// The backend settings the configuration implies.
+pub fn backend_settings(settings: &Settings, worker_id: String) -> BackendSettings {
+    let q = &settings.queue;
+    let concurrency = settings.worker_concurrency();
+    BackendSettings {
+        worker_id,
+        queues: settings.worker_queues(),
+        batch: (concurrency * q.prefetch_multiplier.0 * 32).clamp(1, 512) as usize,
+        lease: Duration::from_secs(u64::from(q.lease_seconds.0)),
+        idle_poll: Duration::from_millis(200),
+        backoff_base: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(600),
+        retention: Retention {
+            done_age: q.done_retention.duration(),
+            done_max: u64::from(q.done_max.0),
+            dead_max: u64::from(q.dead_max.0),
+        },
+        default_max_attempts: q.max_attempts.0,
+    }
+}
+
+async fn handle(job: Job, registry: Data<Arc<TaskRegistry>>) -> Result<(), BoxDynError> {
+    registry.run(job).await
+}
+
+/// Runs workers until SIGTERM/SIGINT: stops fetching, lets in-flight jobs finish within the
+/// grace period, hands back the unstarted ones, and exits.
+pub async fn run(ctx: RoleContext, store: JobStore, shutdown: shutdown::Shutdown) -> Result<(), RoleError> {
+    let settings = ctx.settings.clone();
+    let worker_id = new_worker_id();
+    let backend = backend_settings(&settings, worker_id.clone());
+    let concurrency = settings.worker_concurrency() as usize;
+    let registry = Arc::new(tasks::registry());
+    tracing::info!(
+        role = "worker",
+        version = crate::VERSION,
+        config = %ctx.sources_summary,
+        worker = %worker_id,
+        store = store.describe(),
+        concurrency,
+        queues = %backend.queues.join(","),
+        tasks = %registry.names().join(","),
+        "kiln worker is consuming"
+    );
+    let grace = settings.server.shutdown_grace_period.duration();
+    let monitor = Monitor::new()
+        .register(move |restarts| {
+            if restarts > 0 {
+                tracing::warn!(restarts, "worker restarted after an error");
+            }
+            WorkerBuilder::new(worker_id.as_str())
+                .backend(StoreBackend::new(store.clone(), backend.clone()))
+                .data(registry.clone())
+                .concurrency(concurrency)
+                .build(handle)
+        })
+        .should_restart(|_, error| {
+            tracing::error!(%error, "worker stopped with an error; restarting it");
+            true
+        })
+        .shutdown_timeout(grace);
+    monitor
+        .run_with_signal(async {
+            shutdown.wait().await;
+            Ok(())
+        })
+        .await
+        .map_err(|e| RoleError::Worker(e.to_string()))?;
+    tracing::info!(role = "worker", "stopped");
+    Ok(())
+}
+
+/// Opens the job store the settings name, retrying while it is unreachable for up to
+/// KILN_MIGRATION_WAIT_TIMEOUT (a worker starting next to its Redis).
+pub async fn open_store(settings: &Settings) -> Result<JobStore, RoleError> {
+    let timeout = settings.app.migration_wait_timeout.duration();
+    let started = std::time::Instant::now();
+    loop {
+        match JobStore::from_settings(settings).await {
+            Ok(store) => return Ok(store),
+            Err(error) if started.elapsed() < timeout => {
+                tracing::warn!(%error, "job store not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(RoleError::Worker(format!("cannot open the job store: {error}"))),
+        }
+    }
+}
+
+/// Opens the job store, retrying for as long as it takes (the standalone API keeps serving
+/// meanwhile, and its /ready names the store that is down).
+pub async fn open_store_until_reachable(settings: &Settings) -> JobStore {
+    let mut attempt = 0u32;
+    loop {
+        match JobStore::from_settings(settings).await {
+            Ok(store) => return store,
+            Err(error) => {
+                attempt += 1;
+                if attempt == 1 || attempt.is_multiple_of(30) {
+                    tracing::warn!(%error, "job store not reachable; the worker starts once it is");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
