@@ -169,6 +169,18 @@ def main():
                         fail(f"{name}: /ready answered {response.status}: {body}")
                     say(f"{name}: /ready 200 {body}")
 
+        # Each worker service must actually consume: push a probe job and wait for it.
+        for name, process in processes.items():
+            if process.replay_env.get("MODE") != "worker":
+                continue
+            probe = subprocess.run(
+                [kiln_bin, "queue", "probe", "--queue", "mail", "--timeout", "30"],
+                env=process.replay_env, cwd=scratch, capture_output=True, text=True,
+            )
+            if probe.returncode != 0:
+                fail(f"{name}: {probe.stderr.strip() or probe.stdout.strip()}")
+            say(f"{name}: {probe.stdout.strip()}")
+
         for name, process in processes.items():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

@@ -164,6 +164,14 @@ pub enum QueueCommand {
         #[arg(long, requires = "all_dead")]
         queue: Option<String>,
     },
+    /// Push a kiln.probe job and wait until a worker finishes it (end-to-end check).
+    Probe {
+        #[arg(long, default_value = "mail")]
+        queue: String,
+        /// Seconds to wait.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
     /// Delete every job of a queue in one state (never running ones).
     Purge {
         queue: String,
@@ -335,6 +343,9 @@ async fn run_queue(command: QueueCommand, settings: &Settings) -> u8 {
         QueueCommand::Inspect { id } => QueueAction::Inspect { id },
         QueueCommand::Retry { id, all_dead, queue } => QueueAction::Retry { id, all_dead, queue },
         QueueCommand::Purge { queue, state, yes } => QueueAction::Purge { queue, state, yes },
+        QueueCommand::Probe { queue, timeout } => {
+            QueueAction::Probe { queue, timeout: std::time::Duration::from_secs(timeout) }
+        }
     };
     queue_cmd::run(settings, action).await
 }

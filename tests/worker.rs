@@ -211,3 +211,70 @@ fn an_unknown_queue_fails_at_start_with_the_valid_list() {
     assert!(stderr.contains("CELERY_WORKER_QUEUES=\"mail,datasets\" (from --queues)"), "{stderr}");
     assert!(stderr.contains("unknown queue(s): datasets") && stderr.contains("priority_dataset"), "{stderr}");
 }
+
+fn run(command: &mut std::process::Command) -> (i32, String, String) {
+    let output = command.output().expect("run kiln");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_admin_commands_look_into_and_repair_the_store() {
+    let dir = workdir();
+    let path = dir.path().join("jobs.db");
+    let store = JobStore::Embedded(EmbeddedStore::open(&path).await.expect("open"));
+    let env = [("KILN_JOBS_DB", path.display().to_string()), ("CELERY_QUEUES", "mail".to_owned())];
+    let admin = |args: &[&str]| {
+        let mut command = kiln(dir.path());
+        command.envs(env.iter().map(|(k, v)| (*k, v.as_str()))).args(args);
+        run(&mut command)
+    };
+    // No worker yet: the probe times out with a clear message.
+    let (code, _, stderr) = admin(&["queue", "probe", "--queue", "mail", "--timeout", "1"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("is a worker consuming mail?"), "{stderr}");
+
+    let mut failing = probe("mail", json!({"panic": true}));
+    failing.max_attempts = 1;
+    let dead_id = store.push(&[failing]).await.expect("push").remove(0).id().to_owned();
+    let mut worker =
+        worker(dir.path(), &env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Vec<_>>(), &[]);
+    let (code, stdout, _) = admin(&["queue", "probe", "--queue", "mail"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("done in"), "{stdout}");
+
+    let (code, stdout, _) = admin(&["queue", "stats"]);
+    assert_eq!(code, 0);
+    let mail = stdout.lines().find(|l| l.starts_with("mail ")).expect("mail row");
+    let numbers: Vec<&str> = mail.split_whitespace().collect();
+    assert_eq!(numbers, ["mail", "0", "0", "0", "2", "1"], "ready delayed running done dead: {stdout}");
+
+    let (code, stdout, _) = admin(&["queue", "list", "mail", "--state", "dead"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains(&dead_id) && stdout.contains("panic"), "{stdout}");
+    let (code, stdout, _) = admin(&["queue", "inspect", &dead_id]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("status:       dead") && stdout.contains("\"panic\":true"), "{stdout}");
+
+    // Retry puts it back; it panics again and is dead again (attempts start over).
+    let (code, stdout, _) = admin(&["queue", "retry", &dead_id]);
+    assert_eq!(
+        (code, stdout.trim()),
+        (0, format!("job {dead_id} queued again with fresh attempts").as_str())
+    );
+    wait_for_counts(&store, "mail", 2, 1, Duration::from_secs(30)).await;
+    worker.terminate();
+    assert!(worker.wait_exit(Duration::from_secs(30)).success());
+
+    let (code, _, stderr) = admin(&["queue", "purge", "mail", "--state", "dead"]);
+    assert_eq!(code, 2, "no --yes off a terminal");
+    assert!(stderr.contains("--yes"), "{stderr}");
+    let (code, stdout, _) = admin(&["queue", "purge", "mail", "--state", "dead", "--yes"]);
+    assert_eq!((code, stdout.trim()), (0, "deleted 1 dead job(s) from mail"));
+    let (code, _, stderr) = admin(&["queue", "list", "nope"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown queue \"nope\""), "{stderr}");
+}

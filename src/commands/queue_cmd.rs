@@ -11,10 +11,29 @@ use super::admin::EXIT_USAGE;
 #[derive(Debug, Clone)]
 pub enum QueueAction {
     Stats,
-    List { queue: String, state: String, limit: usize },
-    Inspect { id: String },
-    Retry { id: Option<String>, all_dead: bool, queue: Option<String> },
-    Purge { queue: String, state: String, yes: bool },
+    List {
+        queue: String,
+        state: String,
+        limit: usize,
+    },
+    Inspect {
+        id: String,
+    },
+    Retry {
+        id: Option<String>,
+        all_dead: bool,
+        queue: Option<String>,
+    },
+    Purge {
+        queue: String,
+        state: String,
+        yes: bool,
+    },
+    /// Push a `kiln.probe` job and wait for a worker to finish it.
+    Probe {
+        queue: String,
+        timeout: std::time::Duration,
+    },
 }
 
 const STATES: &[&str] = &["ready", "delayed", "running", "done", "dead"];
@@ -49,6 +68,7 @@ pub async fn run(settings: &Settings, action: QueueAction) -> u8 {
         }
         QueueAction::Retry { id: None, all_dead: false, .. } => Err("give a job id or --all-dead".to_owned()),
         QueueAction::Retry { queue: Some(queue), .. } => check_queue(queue),
+        QueueAction::Probe { queue, .. } => check_queue(queue),
         _ => Ok(()),
     };
     if let Err(message) = checked {
@@ -175,6 +195,34 @@ async fn execute(settings: &Settings, store: &JobStore, action: QueueAction) -> 
         QueueAction::Purge { queue, state, .. } => {
             let deleted = store.purge(&queue, &state).await.map_err(err)?;
             Ok(format!("deleted {deleted} {state} job(s) from {queue}"))
+        }
+        QueueAction::Probe { queue, timeout } => {
+            let spec = crate::infra::queue::JobSpec::new(&queue, crate::tasks::probe::NAME, b"{}".to_vec());
+            let started = std::time::Instant::now();
+            let id = store.push(&[spec]).await.map_err(err)?.remove(0).id().to_owned();
+            loop {
+                let job = store.inspect(&id).await.map_err(err)?;
+                match job.as_ref().map(|j| j.status.as_str()) {
+                    Some("done") => {
+                        return Ok(format!(
+                            "probe job {id} on {queue} done in {} ms",
+                            started.elapsed().as_millis()
+                        ));
+                    }
+                    Some("dead") => {
+                        let error = job.and_then(|j| j.last_error).unwrap_or_default();
+                        return Err(format!("probe job {id} on {queue} died: {error}"));
+                    }
+                    None => return Err(format!("probe job {id} vanished (purged?)")),
+                    _ => {}
+                }
+                if started.elapsed() > timeout {
+                    return Err(format!(
+                        "no worker finished probe job {id} on {queue} within {timeout:?}: is a worker consuming {queue}?"
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
         }
     }
 }
