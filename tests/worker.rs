@@ -278,3 +278,104 @@ async fn queue_admin_commands_look_into_and_repair_the_store() {
     assert_eq!(code, 2);
     assert!(stderr.contains("unknown queue \"nope\""), "{stderr}");
 }
+
+/// A private redis-server with an append-only file, so it can be restarted with its data.
+struct PrivateRedis {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> Self {
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let mut redis = Self { port, dir: workdir(), child: None };
+        redis.launch();
+        redis
+    }
+
+    fn launch(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_survives_a_redis_restart_and_loses_nothing() {
+    let mut redis = PrivateRedis::start();
+    let store = JobStore::Redis(RedisStore::connect(&redis.url(), "kiln").await.expect("connect"));
+    let specs: Vec<JobSpec> = (0..300).map(|_| probe("mail", json!({"sleep_ms": 5}))).collect();
+    store.push(&specs).await.expect("push");
+    let dir = workdir();
+    let env =
+        vec![("CELERY_BROKER_URL".to_owned(), redis.url()), ("CELERY_QUEUES".to_owned(), "mail".to_owned())];
+    let mut process =
+        worker(dir.path(), &env, &[("CELERY_WORKER_AMOUNT", "2"), ("KILN_JOB_LEASE_SECONDS", "3")]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.counts(&["mail".to_owned()]).await.expect("counts").remove(0).done < 50 {
+        assert!(Instant::now() < deadline, "worker too slow");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    redis.stop();
+    process.wait_for_log("job store call failed; retrying", Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    redis.launch();
+    let store = JobStore::Redis(RedisStore::connect(&redis.url(), "kiln").await.expect("reconnect"));
+    wait_for_counts(&store, "mail", 300, 0, Duration::from_secs(60)).await;
+    process.wait_for_log("job store reachable again", Duration::from_secs(10));
+    process.terminate();
+    assert!(process.wait_exit(Duration::from_secs(30)).success(), "{}", process.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_longer_than_its_lease_runs_once_while_its_worker_lives() {
+    let (store, env, prefix) = redis_queue().await;
+    let id =
+        store.push(&[probe("mail", json!({"sleep_ms": 3500, "log": true}))]).await.expect("push").remove(0);
+    let dir = workdir();
+    let lease = [("KILN_JOB_LEASE_SECONDS", "1")];
+    // Two workers: if the lease lapsed, the second would pick the job up again.
+    let mut first = worker(dir.path(), &env, &lease);
+    let mut second = worker(dir.path(), &env, &lease);
+    wait_for_counts(&store, "mail", 1, 0, Duration::from_secs(30)).await;
+    first.terminate();
+    second.terminate();
+    assert!(first.wait_exit(Duration::from_secs(30)).success());
+    assert!(second.wait_exit(Duration::from_secs(30)).success());
+    let runs = executions(&[first.log(), second.log()]);
+    assert_eq!(runs.get(id.id()), Some(&1), "{runs:?}");
+    assert_eq!(store.inspect(id.id()).await.expect("inspect").expect("kept").attempts, 1);
+    cleanup(&prefix).await;
+}
