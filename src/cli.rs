@@ -65,6 +65,11 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         concurrency: Option<String>,
     },
+    /// Fire the periodic tasks (MODE=beat); `kiln beat list` shows the schedule.
+    Beat {
+        #[command(subcommand)]
+        command: Option<BeatCommand>,
+    },
     /// Apply pending migrations and exit (Dify's `flask upgrade-db`).
     UpgradeDb,
     /// Inspect database migrations.
@@ -137,6 +142,13 @@ pub enum Command {
 pub enum MigrateCommand {
     /// List applied and pending migrations; exit 0 only when the schema is current.
     Status,
+}
+
+/// `kiln beat ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum BeatCommand {
+    /// Each periodic task: schedule, enabled or not, next fire time.
+    List,
 }
 
 /// `kiln queue ...`
@@ -233,6 +245,7 @@ enum Action {
     Healthcheck { ready: bool, timeout: Duration },
     Admin(Command),
     Queue(QueueCommand),
+    BeatList,
 }
 
 fn exit(code: u8) -> ExitCode {
@@ -255,6 +268,8 @@ pub fn run() -> ExitCode {
         Some(Command::Standalone) => Action::Role(Role::Standalone),
         Some(Command::Api) => Action::Role(Role::Api),
         Some(Command::Worker { .. }) => Action::Role(Role::Worker),
+        Some(Command::Beat { command: None }) => Action::Role(Role::Beat),
+        Some(Command::Beat { command: Some(BeatCommand::List) }) => Action::BeatList,
         Some(Command::Migration | Command::UpgradeDb) => Action::Role(Role::Migration),
         Some(Command::Migrate { command: MigrateCommand::Status }) => Action::MigrateStatus,
         Some(Command::Queue { command }) => Action::Queue(command.clone()),
@@ -274,6 +289,7 @@ pub fn run() -> ExitCode {
             Ok(Mode::Api) => Action::Role(Role::Api),
             Ok(Mode::Migration) => Action::Role(Role::Migration),
             Ok(Mode::Worker) => Action::Role(Role::Worker),
+            Ok(Mode::Beat) => Action::Role(Role::Beat),
             Ok(Mode::Job) => Action::UsageForJob,
             Err(message) => {
                 eprintln!("kiln: {message}");
@@ -329,6 +345,7 @@ pub fn run() -> ExitCode {
             Action::Healthcheck { ready, timeout } => healthcheck::run(&settings, ready, timeout).await,
             Action::Admin(command) => run_admin(command, settings).await,
             Action::Queue(command) => run_queue(command, &settings).await,
+            Action::BeatList => roles::beat::list(&settings),
             Action::UsageForJob => 1,
         }
     });
@@ -398,10 +415,8 @@ async fn run_role(role: Role, settings: Arc<Settings>, loaded: &Loaded) -> u8 {
             roles::migrate::run(&settings).await
         }
         Role::Api | Role::Standalone => roles::api::run(ctx, role).await,
-        Role::Worker => match roles::worker::open_store(&settings).await {
-            Ok(store) => roles::worker::run(ctx, store, crate::infra::shutdown::Shutdown::listen()).await,
-            Err(error) => Err(error),
-        },
+        Role::Worker => roles::worker::start(ctx).await,
+        Role::Beat => roles::beat::run(ctx).await,
     };
     match result {
         Ok(()) => 0,

@@ -4,6 +4,7 @@
 //! [`cli::run`], so integration tests can drive the same code.
 
 pub mod accounts;
+pub mod beat;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -154,7 +154,7 @@ fn unknown_mode_exits_2_and_lists_the_valid_ones() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("MODE=\"wokrer\" (from environment)"), "{stderr}");
-    assert!(stderr.contains("standalone, api, migration, worker, job"), "{stderr}");
+    assert!(stderr.contains("standalone, api, migration, worker, beat, job"), "{stderr}");
 }
 
 #[test]

@@ -40,7 +40,12 @@ fn probe(queue: &str, args: serde_json::Value) -> JobSpec {
 
 fn worker(dir: &std::path::Path, env: &[(String, String)], extra: &[(&str, &str)]) -> KilnProcess {
     let mut command = kiln(dir);
-    command.arg("worker").envs(env.iter().cloned()).envs(extra.iter().copied());
+    // The worker checks the metadata database too; here it is the default SQLite file.
+    command
+        .arg("worker")
+        .env("MIGRATION_ENABLED", "true")
+        .envs(env.iter().cloned())
+        .envs(extra.iter().copied());
     let mut process = KilnProcess::spawn(command);
     process.wait_for_log("kiln worker is consuming", Duration::from_secs(60));
     process

@@ -304,3 +304,15 @@ pub async fn reset_login_failures(db: &Db, email: &str) -> Result<(), RepoError>
     on_db!(db, pool => sqlx::query(sql).bind(email).execute(pool).await.map(drop)?);
     Ok(())
 }
+
+/// Deletes expired refresh tokens and login failure counters; returns how many rows went.
+pub async fn delete_expired_auth_records(db: &Db, now: DateTime<Utc>) -> Result<u64, RepoError> {
+    let tokens = "DELETE FROM auth_refresh_tokens WHERE expires_at <= $1";
+    let failures = "DELETE FROM auth_login_failures WHERE expires_at <= $1";
+    let deleted = on_db!(db, pool => {
+        let a = sqlx::query(tokens).bind(now).execute(pool).await?.rows_affected();
+        let b = sqlx::query(failures).bind(now).execute(pool).await?.rows_affected();
+        a + b
+    });
+    Ok(deleted)
+}

@@ -80,6 +80,8 @@ config_enum! {
         Migration = "migration",
         /// Consume the job queues (CELERY_QUEUES) with CELERY_WORKER_AMOUNT concurrency.
         Worker = "worker",
+        /// Fire the periodic tasks (any number of replicas; one fire per tick).
+        Beat = "beat",
         /// Run the admin command given as arguments (Dify's `MODE=job`).
         Job = "job",
     }
@@ -141,8 +143,8 @@ section! {
     /// Which role runs, its secret, and schema handling.
     pub struct AppSettings("Application") {
         /// Role to run when no subcommand is given: standalone (everything in one process),
-        /// api, worker, migration (apply migrations and exit) or job (run the admin command
-        /// given as arguments). Empty means standalone.
+        /// api, worker, beat, migration (apply migrations and exit) or job (run the admin
+        /// command given as arguments). Empty means standalone.
         mode: Option<Mode> = "MODE" => "";
         /// Signs sessions and tokens. Leave empty to have one generated on first start and kept
         /// in storage as .dify_secret_key, so replicas sharing storage agree.
@@ -314,6 +316,25 @@ section! {
 }
 
 section! {
+    /// The beat scheduler: which periodic tasks fire and when (cron, 5 or 6 fields, UTC).
+    pub struct BeatSettings("Beat") {
+        /// When expired refresh tokens and login lockout counters are deleted from the
+        /// database (kiln's; with Redis they expire by themselves).
+        clean_auth_cron: String = "KILN_BEAT_CLEAN_AUTH_CRON" => "17 * * * *";
+        /// When finished jobs of idle queues are trimmed (acks trim busy queues as they go).
+        trim_jobs_cron: String = "KILN_BEAT_TRIM_JOBS_CRON" => "*/10 * * * *";
+        /// Watch the dataset queue's backlog (Dify's datasets-queue-monitor).
+        queue_monitor_enabled: bool = "ENABLE_DATASETS_QUEUE_MONITOR" => "false";
+        /// Minutes between queue monitor checks.
+        queue_monitor_interval: PositiveCount = "QUEUE_MONITOR_INTERVAL" => "30";
+        /// Ready jobs in the dataset queue at which the monitor warns.
+        queue_monitor_threshold: PositiveCount = "QUEUE_MONITOR_THRESHOLD" => "200";
+        /// Seconds a beat replica's leadership lease lasts; it is renewed every third of that.
+        lease_seconds: PositiveCount = "KILN_BEAT_LEASE_SECONDS" => "15";
+    }
+}
+
+section! {
     /// File storage.
     pub struct StorageSettings("Storage") {
         /// Storage type: opendal, s3 (Dify's S3_* settings), or local (Dify's deprecated alias
@@ -360,6 +381,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
     pub queue: QueueSettings,
+    pub beat: BeatSettings,
     pub storage: StorageSettings,
 }
 
@@ -373,6 +395,7 @@ impl Settings {
         keys.extend(DatabaseSettings::keys());
         keys.extend(RedisSettings::keys());
         keys.extend(QueueSettings::keys());
+        keys.extend(BeatSettings::keys());
         keys.extend(StorageSettings::keys());
         keys
     }
@@ -385,6 +408,7 @@ impl Settings {
         let database = DatabaseSettings::parse(resolved, issues);
         let redis = RedisSettings::parse(resolved, issues);
         let queue = QueueSettings::parse(resolved, issues);
+        let beat = BeatSettings::parse(resolved, issues);
         let storage = StorageSettings::parse(resolved, issues);
         Some(Self {
             app: app?,
@@ -394,6 +418,7 @@ impl Settings {
             database: database?,
             redis: redis?,
             queue: queue?,
+            beat: beat?,
             storage: storage?,
         })
     }

@@ -225,7 +225,7 @@ const CORPUS: &[Case] = &[
         dotenv: "",
         key: "MODE",
         source: "environment",
-        expected: "standalone, api, migration, worker, job",
+        expected: "standalone, api, migration, worker, beat, job",
         must_not_contain: "",
     },
     Case {

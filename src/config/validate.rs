@@ -417,6 +417,19 @@ fn check_queue_settings(
             ));
         }
     }
+    for (key, expression) in [
+        ("KILN_BEAT_CLEAN_AUTH_CRON", &settings.beat.clean_auth_cron),
+        ("KILN_BEAT_TRIM_JOBS_CRON", &settings.beat.trim_jobs_cron),
+    ] {
+        if let Err(problem) = crate::beat::parse_cron(expression) {
+            issues.push(issue(
+                resolved,
+                key,
+                problem,
+                "a cron expression with 5 fields (or 6 with seconds), e.g. */10 * * * *",
+            ));
+        }
+    }
     if !q.worker_class.trim().is_empty() {
         warnings.push(warning(
             resolved,

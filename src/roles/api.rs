@@ -58,9 +58,10 @@ pub async fn run(ctx: RoleContext, role: Role) -> Result<(), RoleError> {
     );
     let grace = ctx.settings.server.shutdown_grace_period.duration();
     let db = state.db.clone();
+    let worker_db = state.db.clone();
     let app = http::router(state);
     let stop = shutdown::Shutdown::listen();
-    // Standalone also runs the worker in this process, on the same shutdown signal.
+    // Standalone also runs the worker and the beat in this process, on the same signal.
     // The API does not wait for the job store: until it answers, /ready says so.
     let worker = if role == Role::Standalone {
         let (ctx, stop) = (ctx.clone(), stop.clone());
@@ -69,7 +70,13 @@ pub async fn run(ctx: RoleContext, role: Role) -> Result<(), RoleError> {
                 store = super::worker::open_store_until_reachable(&ctx.settings) => store,
                 () = stop.clone().wait() => return Ok(()),
             };
-            super::worker::run(ctx, store, stop).await
+            let beat = tokio::spawn(super::beat::run_with(ctx.clone(), store.clone(), stop.clone()));
+            let worked = super::worker::run(ctx, worker_db, store, stop).await;
+            match beat.await {
+                Ok(result) => result?,
+                Err(error) => return Err(RoleError::Worker(format!("the beat task failed: {error}"))),
+            }
+            worked
         }))
     } else {
         None

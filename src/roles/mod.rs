@@ -1,6 +1,7 @@
 //! The roles the binary can play. Each only wires shared services together.
 
 pub mod api;
+pub mod beat;
 pub mod migrate;
 pub mod worker;
 
@@ -26,6 +27,8 @@ pub enum Role {
     Migration,
     /// Consume the job queues.
     Worker,
+    /// Fire the periodic tasks.
+    Beat,
 }
 
 impl Role {
@@ -36,6 +39,7 @@ impl Role {
             Role::Api => "api",
             Role::Migration => "migration",
             Role::Worker => "worker",
+            Role::Beat => "beat",
         }
     }
 }

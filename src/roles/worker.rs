@@ -11,10 +11,11 @@ use apalis_core::worker::builder::WorkerBuilder;
 
 use super::{RoleContext, RoleError};
 use crate::config::Settings;
+use crate::infra::db::Db;
 use crate::infra::queue::backend::{BackendSettings, Job, StoreBackend};
 use crate::infra::queue::{JobStore, Retention};
 use crate::infra::shutdown;
-use crate::tasks::{self, TaskRegistry};
+use crate::tasks::{self, TaskRegistry, TaskServices};
 
 /// A lease owner name unique to this process start: host, pid and a random suffix.
 pub fn new_worker_id() -> String {
@@ -52,12 +53,19 @@ async fn handle(job: Job, registry: Data<Arc<TaskRegistry>>) -> Result<(), BoxDy
 
 /// Runs workers until SIGTERM/SIGINT: stops fetching, lets in-flight jobs finish within the
 /// grace period, hands back the unstarted ones, and exits.
-pub async fn run(ctx: RoleContext, store: JobStore, shutdown: shutdown::Shutdown) -> Result<(), RoleError> {
+pub async fn run(
+    ctx: RoleContext,
+    db: Db,
+    store: JobStore,
+    shutdown: shutdown::Shutdown,
+) -> Result<(), RoleError> {
     let settings = ctx.settings.clone();
     let worker_id = new_worker_id();
     let backend = backend_settings(&settings, worker_id.clone());
     let concurrency = settings.worker_concurrency() as usize;
-    let registry = Arc::new(tasks::registry());
+    let services =
+        TaskServices { db, store: store.clone(), settings: settings.clone(), retention: backend.retention };
+    let registry = Arc::new(tasks::registry(Arc::new(services)));
     tracing::info!(
         role = "worker",
         version = crate::VERSION,
@@ -130,4 +138,14 @@ pub async fn open_store_until_reachable(settings: &Settings) -> JobStore {
             }
         }
     }
+}
+
+/// The worker role: database (checked or migrated), job store, then the workers.
+pub async fn start(ctx: RoleContext) -> Result<(), RoleError> {
+    let db = super::connect_db(&ctx.settings).await?;
+    crate::infra::migrations::ensure_schema(&db, &ctx.settings, ctx.settings.app.migration_enabled).await?;
+    let store = open_store(&ctx.settings).await?;
+    let result = run(ctx, db.clone(), store, shutdown::Shutdown::listen()).await;
+    db.close().await;
+    result
 }

@@ -5,6 +5,7 @@
 //! build does not know, is dead-lettered with the reason instead of reaching a handler.
 //! Handlers must be idempotent: delivery is at-least-once.
 
+pub mod maintenance;
 pub mod probe;
 
 use std::collections::HashMap;
@@ -100,9 +101,30 @@ impl TaskRegistry {
     }
 }
 
+/// The shared services tasks use.
+pub struct TaskServices {
+    pub db: crate::infra::db::Db,
+    pub store: crate::infra::queue::JobStore,
+    pub settings: Arc<crate::config::Settings>,
+    pub retention: crate::infra::queue::Retention,
+}
+
 /// Every task this build runs.
-pub fn registry() -> TaskRegistry {
+pub fn registry(services: Arc<TaskServices>) -> TaskRegistry {
     let mut registry = TaskRegistry::default();
     registry.register(probe::NAME, probe::run);
+    let with = |services: &Arc<TaskServices>| services.clone();
+    let s = with(&services);
+    registry.register(maintenance::CLEAN_AUTH, move |args, ctx| {
+        maintenance::clean_expired_auth_records(s.clone(), args, ctx)
+    });
+    let s = with(&services);
+    registry.register(maintenance::TRIM_JOBS, move |args, ctx| {
+        maintenance::trim_finished_jobs(s.clone(), args, ctx)
+    });
+    let s = with(&services);
+    registry.register(maintenance::QUEUE_MONITOR, move |args, ctx| {
+        maintenance::queue_monitor(s.clone(), args, ctx)
+    });
     registry
 }

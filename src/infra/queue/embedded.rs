@@ -191,22 +191,7 @@ impl EmbeddedStore {
             }
         }
         for queue in &touched {
-            sqlx::query("DELETE FROM jobs WHERE queue = ? AND status = 'done' AND finished_at < ?")
-                .bind(queue)
-                .bind(now - ms(retention.done_age))
-                .execute(&mut *tx)
-                .await?;
-            for (status, keep) in [("done", retention.done_max), ("dead", retention.dead_max)] {
-                sqlx::query(
-                    "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND status = ? \
-                     ORDER BY finished_at DESC, seq DESC LIMIT -1 OFFSET ?)",
-                )
-                .bind(queue)
-                .bind(status)
-                .bind(keep.min(i64::MAX as u64) as i64)
-                .execute(&mut *tx)
-                .await?;
-            }
+            trim_queue(&mut tx, queue, retention, now).await?;
         }
         tx.commit().await?;
         Ok(report)
@@ -380,4 +365,44 @@ impl EmbeddedStore {
         let query = if matches!(status, "done" | "dead") { query.bind(status) } else { query.bind(now_ms()) };
         Ok(query.execute(&self.pool).await?.rows_affected())
     }
+
+    /// Trims finished jobs of `queues` by age and count.
+    pub async fn trim(&self, queues: &[String], retention: Retention) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut deleted = 0;
+        for queue in queues {
+            deleted += trim_queue(&mut tx, queue, retention, now_ms()).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+}
+
+/// Deletes a queue's done jobs past their age, then the oldest done and dead jobs beyond
+/// the counts kept.
+async fn trim_queue(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    queue: &str,
+    retention: Retention,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let mut deleted = sqlx::query("DELETE FROM jobs WHERE queue = ? AND status = 'done' AND finished_at < ?")
+        .bind(queue)
+        .bind(now - ms(retention.done_age))
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    for (status, keep) in [("done", retention.done_max), ("dead", retention.dead_max)] {
+        deleted += sqlx::query(
+            "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND status = ? \
+             ORDER BY finished_at DESC, seq DESC LIMIT -1 OFFSET ?)",
+        )
+        .bind(queue)
+        .bind(status)
+        .bind(keep.min(i64::MAX as u64) as i64)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    }
+    Ok(deleted)
 }

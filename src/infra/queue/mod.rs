@@ -325,6 +325,11 @@ impl JobStore {
         dispatch!(self, s => s.retry_dead(ids).await)
     }
 
+    /// Trims finished jobs by age and count (acks trim as they go; this covers idle queues).
+    pub async fn trim(&self, queues: &[String], retention: Retention) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.trim(queues, retention).await)
+    }
+
     /// Deletes every job of a queue in one state (never running ones).
     pub async fn purge(&self, queue: &str, status: &str) -> Result<u64, StoreError> {
         dispatch!(self, s => s.purge(queue, status).await)

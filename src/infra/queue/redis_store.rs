@@ -25,6 +25,9 @@ struct Scripts {
     release: redis::Script,
     retry_dead: redis::Script,
     purge: redis::Script,
+    trim: redis::Script,
+    elect: redis::Script,
+    resign: redis::Script,
 }
 
 /// Jobs in Redis under `{<prefix>}:` keys.
@@ -62,6 +65,9 @@ impl RedisStore {
             release: redis::Script::new(include_str!("lua/release.lua")),
             retry_dead: redis::Script::new(include_str!("lua/retry_dead.lua")),
             purge: redis::Script::new(include_str!("lua/purge.lua")),
+            trim: redis::Script::new(include_str!("lua/trim.lua")),
+            elect: redis::Script::new(include_str!("lua/elect.lua")),
+            resign: redis::Script::new(include_str!("lua/resign.lua")),
         };
         Self { conn, prefix: format!("{{{prefix}}}:"), scripts: Arc::new(scripts) }
     }
@@ -283,5 +289,33 @@ impl RedisStore {
                 return Ok(total);
             }
         }
+    }
+
+    /// Trims finished jobs of `queues` by age and count.
+    pub async fn trim(&self, queues: &[String], retention: Retention) -> Result<u64, StoreError> {
+        let mut invocation = self.scripts.trim.prepare_invoke();
+        invocation
+            .arg(&self.prefix)
+            .arg(ms(retention.done_age))
+            .arg(retention.done_max)
+            .arg(retention.dead_max)
+            .arg(queues);
+        Ok(invocation.invoke_async(&mut self.conn.clone()).await?)
+    }
+
+    /// Takes or renews the lease `name` for `me` (compare-and-set); true while `me` holds it.
+    pub async fn elect(&self, name: &str, me: &str, lease: Duration) -> Result<bool, StoreError> {
+        let mut invocation = self.scripts.elect.prepare_invoke();
+        invocation.arg(self.key(name)).arg(me).arg(ms(lease).max(1));
+        let led: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(led == 1)
+    }
+
+    /// Releases the lease `name` if `me` holds it.
+    pub async fn resign(&self, name: &str, me: &str) -> Result<(), StoreError> {
+        let mut invocation = self.scripts.resign.prepare_invoke();
+        invocation.arg(self.key(name)).arg(me);
+        let _: i64 = invocation.invoke_async(&mut self.conn.clone()).await?;
+        Ok(())
     }
 }
