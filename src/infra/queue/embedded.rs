@@ -102,7 +102,7 @@ impl EmbeddedStore {
             out.push(Pushed::New(id));
         }
         tx.commit().await?;
-        self.notify.notify_waiters();
+        self.notify.notify_one();
         Ok(out)
     }
 
@@ -259,7 +259,7 @@ impl EmbeddedStore {
             query = query.bind(id);
         }
         let released = query.execute(&self.pool).await?.rows_affected();
-        self.notify.notify_waiters();
+        self.notify.notify_one();
         Ok(released)
     }
 
@@ -277,7 +277,7 @@ impl EmbeddedStore {
             query = query.bind(id);
         }
         let moved = query.execute(&self.pool).await?.rows_affected();
-        self.notify.notify_waiters();
+        self.notify.notify_one();
         Ok(moved)
     }
 

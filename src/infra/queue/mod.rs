@@ -245,14 +245,14 @@ impl JobStore {
         }
     }
 
-    /// Waits until new work may be there: an in-process push on the embedded store, else
-    /// `idle` (the Redis store is polled; a fetch is one cheap script call).
+    /// Waits until new work may be there: a push (Redis publishes one; the embedded store
+    /// notifies its own process), or `idle` at most.
     pub async fn wait_for_work(&self, idle: Duration) {
         match self {
             JobStore::Embedded(store) => {
                 let _ = tokio::time::timeout(idle, store.notified()).await;
             }
-            JobStore::Redis(_) => tokio::time::sleep(idle).await,
+            JobStore::Redis(store) => store.wait_for_work(idle).await,
         }
     }
 

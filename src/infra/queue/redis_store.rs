@@ -36,10 +36,41 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     scripts: Arc<Scripts>,
+    /// Woken by pushes (a subscription to `<prefix>wake`), so idle workers start at once.
+    wake: Arc<Wake>,
+}
+
+/// The wake-up subscription, started by the first worker that waits.
+struct Wake {
+    client: Option<redis::Client>,
+    notify: tokio::sync::Notify,
+    started: std::sync::Once,
 }
 
 fn ms(duration: Duration) -> u64 {
     duration.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+/// Keeps a subscription to the wake channel, reconnecting after failures; every message
+/// wakes the waiting workers of this process.
+async fn subscribe_forever(client: redis::Client, channel: String, wake: Arc<Wake>) {
+    use futures::StreamExt;
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    let mut messages = pubsub.on_message();
+                    while messages.next().await.is_some() {
+                        wake.notify.notify_one();
+                    }
+                }
+                Err(error) => tracing::debug!(%error, "wake subscription failed"),
+            },
+            Err(error) => tracing::debug!(%error, "wake subscription cannot connect"),
+        }
+        // Until resubscribed, workers fall back to polling.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 impl RedisStore {
@@ -50,8 +81,25 @@ impl RedisStore {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(10)));
-        let conn = ConnectionManager::new_with_config(client, config).await?;
-        Ok(Self::with_connection(conn, prefix))
+        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let mut store = Self::with_connection(conn, prefix);
+        store.wake = Arc::new(Wake {
+            client: Some(client),
+            notify: tokio::sync::Notify::new(),
+            started: std::sync::Once::new(),
+        });
+        Ok(store)
+    }
+
+    /// Waits for a push of a ready job, or `idle` at most.
+    pub async fn wait_for_work(&self, idle: Duration) {
+        if let Some(client) = &self.wake.client {
+            let (wake, client, channel) = (self.wake.clone(), client.clone(), self.key("wake"));
+            self.wake.started.call_once(move || {
+                tokio::spawn(subscribe_forever(client, channel, wake));
+            });
+        }
+        let _ = tokio::time::timeout(idle, self.wake.notify.notified()).await;
     }
 
     /// Uses an existing connection.
@@ -69,7 +117,12 @@ impl RedisStore {
             elect: redis::Script::new(include_str!("lua/elect.lua")),
             resign: redis::Script::new(include_str!("lua/resign.lua")),
         };
-        Self { conn, prefix: format!("{{{prefix}}}:"), scripts: Arc::new(scripts) }
+        let wake = Arc::new(Wake {
+            client: None,
+            notify: tokio::sync::Notify::new(),
+            started: std::sync::Once::new(),
+        });
+        Self { conn, prefix: format!("{{{prefix}}}:"), scripts: Arc::new(scripts), wake }
     }
 
     fn key(&self, rest: &str) -> String {
