@@ -139,12 +139,16 @@ def main():
                 environment["DIFY_PORT"] = str(free_port())
             env = {"PATH": os.environ.get("PATH", ""), **environment}
             command = [kiln_bin] + [interpolate(part, variables) for part in (service.get("command") or [])]
-            say(f"{name}: MODE={env.get('MODE', '')} {' '.join(command[1:])}")
-            processes[name] = subprocess.Popen(command, env=env, cwd=scratch)
-            processes[name].replay_env = env
+            replicas = int(interpolate((service.get("deploy") or {}).get("replicas", 1), variables) or 1)
+            for replica in range(1, replicas + 1):
+                key = name if replicas == 1 else f"{name}-{replica}"
+                say(f"{key}: MODE={env.get('MODE', '')} {' '.join(command[1:])}")
+                processes[key] = subprocess.Popen(command, env=env, cwd=scratch)
+                processes[key].replay_env = env
+                processes[key].service = name
 
         for name, process in processes.items():
-            check = (services[name].get("healthcheck") or {}).get("test")
+            check = (services[process.service].get("healthcheck") or {}).get("test")
             if not check:
                 continue
             if check[0] not in ("CMD", "CMD-SHELL"):
