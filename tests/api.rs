@@ -180,7 +180,15 @@ async fn standalone_with_no_config_serves_on_sqlite_and_keeps_its_secret_key() {
     assert!(banner.contains("SQLite file storage/kiln.db"), "{banner}");
     let ready = common::get(format!("{url}/ready")).await.expect("ready");
     assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    // Standalone runs a worker: /ready reports its job store and the queue counts.
+    assert!(
+        body["checks"].as_array().expect("checks").iter().any(|c| c["name"] == "jobs" && c["status"] == "ok"),
+        "{body}"
+    );
+    assert_eq!(body["queues"]["mail"]["ready"], 0, "{body}");
     assert!(dir.path().join("storage/kiln.db").is_file());
+    assert!(dir.path().join("storage/jobs.db").is_file(), "the embedded job store");
     let key_path = dir.path().join("storage/.dify_secret_key");
     let first_key = std::fs::read_to_string(&key_path).expect("generated secret key");
     assert_eq!(first_key.trim().len(), 64, "token_urlsafe(48) shape");
@@ -301,7 +309,8 @@ async fn ready_checks_redis_when_configured() {
     let response = common::get(format!("{url}/ready")).await.expect("ready");
     assert_eq!(response.status(), 503);
     let body: serde_json::Value = response.json().await.expect("json");
-    assert_eq!(body["failing"], serde_json::json!(["broker"]), "{body}");
+    // Standalone runs its worker on that broker, so the job store is reported as well.
+    assert_eq!(body["failing"], serde_json::json!(["broker", "jobs"]), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

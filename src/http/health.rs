@@ -45,6 +45,32 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_jso
         Err(_) => Some(format!("no answer within {CHECK_TIMEOUT:?}")),
     };
     checks.push(check("storage", storage));
+    let mut queues = serde_json::Map::new();
+    if let Some(jobs) = &state.jobs {
+        let result = match jobs.get() {
+            None => Err("the job store has not answered yet".to_owned()),
+            Some(store) => {
+                match tokio::time::timeout(CHECK_TIMEOUT, store.counts(&state.settings.worker_queues())).await
+                {
+                    Ok(Ok(counts)) => Ok(counts),
+                    Ok(Err(error)) => Err(error.to_string()),
+                    Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+                }
+            }
+        };
+        match result {
+            Ok(counts) => {
+                checks.push(check("jobs", None));
+                for c in counts {
+                    queues.insert(
+                        c.queue.clone(),
+                        json!({"ready": c.ready, "delayed": c.delayed, "running": c.running, "done": c.done, "dead": c.dead}),
+                    );
+                }
+            }
+            Err(error) => checks.push(check("jobs", Some(error))),
+        }
+    }
 
     let failing: Vec<&str> = checks.iter().filter(|c| c.error.is_some()).map(|c| c.name).collect();
     let status = if failing.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -52,6 +78,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_jso
         "status": if failing.is_empty() { "ok" } else { "unavailable" },
         "failing": failing,
         "checks": checks,
+        "queues": queues,
         "version": crate::VERSION,
     });
     (status, Json(body))

@@ -41,6 +41,9 @@ pub struct AppState {
     pub secret_key: Arc<SecretString>,
     /// Refresh tokens and login counters (Redis when configured, else the database).
     pub auth: AuthStore,
+    /// Set when this process runs a worker (standalone): its job store, once open. `/ready`
+    /// then reports the store and the queue counts.
+    pub jobs: Option<Arc<std::sync::OnceLock<crate::infra::queue::JobStore>>>,
 }
 
 fn cors(origins: &Origins, credentials: bool) -> CorsLayer {

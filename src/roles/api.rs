@@ -42,7 +42,10 @@ fn local_url(addr: SocketAddr) -> String {
 pub async fn run(ctx: RoleContext, role: Role) -> Result<(), RoleError> {
     let migrate = role == Role::Standalone || ctx.settings.app.migration_enabled;
     let listener = bind(&ctx).await?;
-    let state = prepare(ctx.settings.clone(), migrate).await?;
+    let mut state = prepare(ctx.settings.clone(), migrate).await?;
+    if role == Role::Standalone {
+        state.jobs = Some(Default::default());
+    }
     let local = listener.local_addr().map_err(RoleError::Serve)?;
     let url = local_url(local);
     tracing::info!(
@@ -59,6 +62,7 @@ pub async fn run(ctx: RoleContext, role: Role) -> Result<(), RoleError> {
     let grace = ctx.settings.server.shutdown_grace_period.duration();
     let db = state.db.clone();
     let worker_db = state.db.clone();
+    let jobs = state.jobs.clone();
     let app = http::router(state);
     let stop = shutdown::Shutdown::listen();
     // Standalone also runs the worker and the beat in this process, on the same signal.
@@ -70,6 +74,9 @@ pub async fn run(ctx: RoleContext, role: Role) -> Result<(), RoleError> {
                 store = super::worker::open_store_until_reachable(&ctx.settings) => store,
                 () = stop.clone().wait() => return Ok(()),
             };
+            if let Some(jobs) = &jobs {
+                let _ = jobs.set(store.clone());
+            }
             let beat = tokio::spawn(super::beat::run_with(ctx.clone(), store.clone(), stop.clone()));
             let worked = super::worker::run(ctx, worker_db, store, stop).await;
             match beat.await {

@@ -107,7 +107,15 @@ pub async fn prepare(settings: Arc<Settings>, migrate: bool) -> Result<AppState,
     let redis = RedisProbe::from_settings(&settings).map_err(RoleError::Redis)?;
     let auth = auth_store(&settings, &db).await?;
     tracing::debug!(database = %describe(&settings), storage = storage.root(), "services ready");
-    Ok(AppState { settings, db, redis: Arc::new(redis), storage, secret_key: Arc::new(secret_key), auth })
+    Ok(AppState {
+        settings,
+        db,
+        redis: Arc::new(redis),
+        storage,
+        secret_key: Arc::new(secret_key),
+        auth,
+        jobs: None,
+    })
 }
 
 /// Where console tokens and login counters live: Redis (Dify's keys) when REDIS_HOST is
