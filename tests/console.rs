@@ -6,6 +6,7 @@ mod common;
 use common::{Browser, KilnProcess, PgDatabase, kiln, workdir};
 use serde_json::json;
 use std::process::Command;
+use std::time::Duration;
 
 const OWNER: &str = "Owner@Example.com";
 const PASSWORD: &str = "s3cretpass";
@@ -30,7 +31,10 @@ impl Stack {
         env.push(("REDIS_HOST".into(), "127.0.0.1".into()));
         // Each test gets its own Redis keys: lockout counters are per email, and every test
         // signs in as the same owner.
-        env.push(("REDIS_KEY_PREFIX".into(), format!("kiln-test-{}:", uuid::Uuid::new_v4().simple())));
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        env.push(("REDIS_KEY_PREFIX".into(), format!("kiln-test-{unique}:")));
+        // Standalone runs a worker: keep its queues to this test.
+        env.push(("KILN_QUEUE_PREFIX".into(), format!("kiln-test-{unique}")));
         env.push(("MIGRATION_ENABLED".into(), "true".into()));
         Self::start(env, Some(db), extra).await
     }
@@ -584,4 +588,95 @@ fn futures_util_stream(
         }
     }
     Chunks(chunks.into_iter())
+}
+
+fn code_in(message: &str) -> String {
+    let start = message.find("reset code is: ").expect("code line") + "reset code is: ".len();
+    message[start..start + 6].to_owned()
+}
+
+async fn forgot_password_flow(stack: &Stack, smtp: &common::SmtpStandIn) {
+    stack.setup_owner().await;
+    let mut browser = Browser::new(&stack.url);
+    let (status, body) = browser.post("/console/api/forgot-password", json!({"email": OWNER})).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["data"].as_str().expect("token").to_owned();
+    let (status, body) = browser.post("/console/api/forgot-password", json!({"email": OWNER})).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("password_reset_rate_limit_exceeded")));
+
+    // The worker sends the code through the SMTP relay.
+    let message = smtp.wait_for_message(1, Duration::from_secs(30)).await;
+    assert!(
+        message.contains("owner@example.com") && message.contains("Reset your Dify password"),
+        "{message}"
+    );
+    let code = code_in(&message);
+    assert!(code.chars().all(|c| c.is_ascii_digit()), "{code}");
+
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let check = |code: &str, token: &str| json!({"email": OWNER, "code": code, "token": token});
+    let (status, body) = browser.post("/console/api/forgot-password/validity", check(wrong, &token)).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("email_code_error")));
+    let (status, body) = browser.post("/console/api/forgot-password/validity", check(&code, &token)).await;
+    assert_eq!((status, &body["is_valid"]), (200, &json!(true)), "{body}");
+    let reset = body["token"].as_str().expect("reset token").to_owned();
+    let (status, body) = browser.post("/console/api/forgot-password/validity", check(&code, &token)).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_or_expired_token")), "a code works once");
+
+    let resets = |a: &str, b: &str| json!({"token": reset, "new_password": a, "password_confirm": b});
+    let (status, body) =
+        browser.post("/console/api/forgot-password/resets", resets("n3wpass99", "n3wpass98")).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("password_mismatch")));
+    let (status, body) =
+        browser.post("/console/api/forgot-password/resets", resets("n3wpass99", "n3wpass99")).await;
+    assert_eq!((status, &body), (200, &json!({"result": "success"})));
+    let (status, _) =
+        browser.post("/console/api/forgot-password/resets", resets("n3wpass99", "n3wpass99")).await;
+    assert_eq!(status, 400, "a reset token works once");
+    assert_eq!(Browser::new(&stack.url).login(OWNER, PASSWORD).await.0, 401);
+    assert_eq!(Browser::new(&stack.url).login(OWNER, "n3wpass99").await.0, 200);
+
+    // An unknown email gets a token too (no account enumeration) but no mail.
+    let (status, _) =
+        browser.post("/console/api/forgot-password", json!({"email": "nobody@example.com"})).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.count(), 1);
+}
+
+fn mail_env(smtp: &common::SmtpStandIn) -> Vec<(&'static str, String)> {
+    vec![
+        ("MAIL_TYPE", "smtp".to_owned()),
+        ("SMTP_SERVER", "127.0.0.1".to_owned()),
+        ("SMTP_PORT", smtp.port.to_string()),
+        ("MAIL_DEFAULT_SEND_FROM", "Kiln <no-reply@example.com>".to_owned()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgot_password_mails_a_code_through_the_worker_on_sqlite() {
+    let smtp = common::SmtpStandIn::start().await;
+    let env = mail_env(&smtp);
+    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let stack = Stack::sqlite(&extra).await;
+    forgot_password_flow(&stack, &smtp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgot_password_mails_a_code_through_the_worker_on_postgres_and_redis() {
+    let smtp = common::SmtpStandIn::start().await;
+    let env = mail_env(&smtp);
+    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let stack = Stack::postgres_redis(&extra).await;
+    forgot_password_flow(&stack, &smtp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgot_password_without_mail_says_so() {
+    let stack = Stack::sqlite(&[]).await;
+    stack.setup_owner().await;
+    let (status, body) =
+        Browser::new(&stack.url).post("/console/api/forgot-password", json!({"email": OWNER})).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("mail_not_configured")));
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("kiln reset-password")), "{body}");
 }

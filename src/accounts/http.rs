@@ -48,6 +48,12 @@ impl From<AccountsError> for ApiError {
             E::NoWorkspace => (StatusCode::BAD_REQUEST, "workspace_not_found"),
             E::InvalidToken => (StatusCode::UNAUTHORIZED, "unauthorized"),
             E::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            E::MailNotConfigured => (StatusCode::BAD_REQUEST, "mail_not_configured"),
+            E::QueueUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+            E::ResetRateLimited => (StatusCode::TOO_MANY_REQUESTS, "password_reset_rate_limit_exceeded"),
+            E::ResetLockedOut => (StatusCode::TOO_MANY_REQUESTS, "email_password_reset_limit"),
+            E::CodeMismatch => (StatusCode::BAD_REQUEST, "email_code_error"),
+            E::InvalidOrExpiredToken => (StatusCode::BAD_REQUEST, "invalid_or_expired_token"),
             E::Hash(_) | E::Keys(_) | E::Repo(_) | E::Token(_) => {
                 tracing::error!(%error, "account operation failed");
                 return ApiError::Internal;
@@ -212,6 +218,9 @@ pub fn routes() -> Router<AppState> {
         .route("/workspaces/current", get(current_workspace).post(current_workspace))
         .route("/workspaces/current/name", post(rename_workspace))
         .route("/workspaces/info", post(rename_workspace))
+        .route("/forgot-password", post(forgot_password))
+        .route("/forgot-password/validity", post(forgot_password_validity))
+        .route("/forgot-password/resets", post(forgot_password_resets))
 }
 
 fn init_passed(state: &AppState, headers: &HeaderMap) -> bool {
@@ -414,4 +423,49 @@ async fn rename_workspace(
     let mut membership = session.membership;
     membership.tenant.name = body.name.trim().to_owned();
     Ok(Json(json!({"result": "success", "tenant": workspace_json(&membership)})))
+}
+
+#[derive(Deserialize)]
+struct ForgotRequest {
+    email: String,
+    language: Option<String>,
+}
+
+async fn forgot_password(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<ForgotRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let token =
+        accounts(&state).forgot_password(&body.email, body.language.as_deref(), state.jobs.get()).await?;
+    Ok(Json(json!({"result": "success", "data": token})))
+}
+
+#[derive(Deserialize)]
+struct ValidityRequest {
+    email: String,
+    code: String,
+    token: String,
+}
+
+async fn forgot_password_validity(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<ValidityRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let (email, token) = accounts(&state).check_reset_code(&body.email, &body.code, &body.token).await?;
+    Ok(Json(json!({"is_valid": true, "email": email, "token": token})))
+}
+
+#[derive(Deserialize)]
+struct ResetsRequest {
+    token: String,
+    new_password: String,
+    password_confirm: String,
+}
+
+async fn forgot_password_resets(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<ResetsRequest>,
+) -> Result<Json<Value>, ApiError> {
+    accounts(&state).reset_with_token(&body.token, &body.new_password, &body.password_confirm).await?;
+    Ok(Json(json!({"result": "success"})))
 }

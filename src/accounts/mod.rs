@@ -4,6 +4,7 @@ pub mod http;
 pub mod keys;
 pub mod model;
 pub mod password;
+pub mod recovery;
 pub mod repo;
 pub mod service;
 pub mod tokens;

@@ -309,10 +309,58 @@ pub async fn reset_login_failures(db: &Db, email: &str) -> Result<(), RepoError>
 pub async fn delete_expired_auth_records(db: &Db, now: DateTime<Utc>) -> Result<u64, RepoError> {
     let tokens = "DELETE FROM auth_refresh_tokens WHERE expires_at <= $1";
     let failures = "DELETE FROM auth_login_failures WHERE expires_at <= $1";
+    let kv = "DELETE FROM auth_kv WHERE expires_at <= $1";
     let deleted = on_db!(db, pool => {
         let a = sqlx::query(tokens).bind(now).execute(pool).await?.rows_affected();
         let b = sqlx::query(failures).bind(now).execute(pool).await?.rows_affected();
-        a + b
+        let c = sqlx::query(kv).bind(now).execute(pool).await?.rows_affected();
+        a + b + c
     });
     Ok(deleted)
+}
+
+// --- one-time tokens and counters (auth_kv) when no Redis is configured ---
+
+/// Stores `value` under `key` until `expires_at`, replacing what was there.
+pub async fn kv_put(db: &Db, key: &str, value: &str, expires_at: DateTime<Utc>) -> Result<(), RepoError> {
+    let sql = "INSERT INTO auth_kv (key, value, expires_at) VALUES ($1, $2, $3) \
+               ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at";
+    on_db!(db, pool => sqlx::query(sql).bind(key).bind(value).bind(expires_at).execute(pool).await.map(drop)?);
+    Ok(())
+}
+
+/// The live value under `key`.
+pub async fn kv_get(db: &Db, key: &str, now: DateTime<Utc>) -> Result<Option<String>, RepoError> {
+    let sql = "SELECT value FROM auth_kv WHERE key = $1 AND expires_at > $2";
+    Ok(
+        on_db!(db, pool => sqlx::query_scalar::<_, String>(sql).bind(key).bind(now).fetch_optional(pool).await?),
+    )
+}
+
+/// Deletes `key` and returns its live value, atomically.
+pub async fn kv_take(db: &Db, key: &str, now: DateTime<Utc>) -> Result<Option<String>, RepoError> {
+    let sql = "DELETE FROM auth_kv WHERE key = $1 RETURNING value, expires_at";
+    let row = on_db!(db, pool => sqlx::query_as::<_, (String, DateTime<Utc>)>(sql).bind(key).fetch_optional(pool).await?);
+    Ok(row.filter(|(_, expires)| *expires > now).map(|(value, _)| value))
+}
+
+/// Adds one to the counter under `key` (restarting it if expired) and returns the count.
+pub async fn kv_incr(
+    db: &Db,
+    key: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<u32, RepoError> {
+    let sql = "INSERT INTO auth_kv (key, value, expires_at) VALUES ($1, '1', $2) \
+               ON CONFLICT (key) DO UPDATE SET \
+               value = CASE WHEN auth_kv.expires_at > $3 THEN CAST(CAST(auth_kv.value AS INTEGER) + 1 AS TEXT) ELSE '1' END, \
+               expires_at = CASE WHEN auth_kv.expires_at > $3 THEN auth_kv.expires_at ELSE $2 END \
+               RETURNING value";
+    let value = on_db!(db, pool => sqlx::query_scalar::<_, String>(sql).bind(key).bind(expires_at).bind(now).fetch_one(pool).await?);
+    Ok(value.parse().unwrap_or(u32::MAX))
+}
+
+pub async fn kv_delete(db: &Db, key: &str) -> Result<(), RepoError> {
+    on_db!(db, pool => sqlx::query("DELETE FROM auth_kv WHERE key = $1").bind(key).execute(pool).await.map(drop)?);
+    Ok(())
 }

@@ -58,6 +58,20 @@ pub enum AccountsError {
     InvalidToken,
     #[error("Only the workspace owner or an admin can do this.")]
     Forbidden,
+    #[error(
+        "Mail is not configured (MAIL_TYPE, SMTP_*): ask an administrator to reset your password with `kiln reset-password`."
+    )]
+    MailNotConfigured,
+    #[error("The job queue is not reachable yet; try again shortly.")]
+    QueueUnavailable,
+    #[error("Too many password reset emails; please wait a minute before asking again.")]
+    ResetRateLimited,
+    #[error("Too many incorrect verification codes. Please try again later.")]
+    ResetLockedOut,
+    #[error("The verification code is incorrect.")]
+    CodeMismatch,
+    #[error("The token is invalid or has expired.")]
+    InvalidOrExpiredToken,
     #[error("cannot hash the password: {0}")]
     Hash(String),
     #[error(transparent)]

@@ -231,4 +231,80 @@ impl AuthStore {
         }
         Ok(())
     }
+
+    /// Stores a one-time token (`{kind}:token:{id}` in Dify's Redis layout) for `ttl`.
+    pub async fn put_token(&self, key: &str, value: &str, ttl: Duration) -> Result<(), TokenError> {
+        match self {
+            AuthStore::Redis { conn, prefix } => {
+                let _: () =
+                    conn.clone().set_ex(format!("{prefix}{key}"), value, ttl.as_secs().max(1)).await?;
+            }
+            AuthStore::Db(db) => {
+                let expires =
+                    Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(5));
+                repo::kv_put(db, key, value, expires).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a one-time token without consuming it.
+    pub async fn get_token(&self, key: &str) -> Result<Option<String>, TokenError> {
+        match self {
+            AuthStore::Redis { conn, prefix } => Ok(conn.clone().get(format!("{prefix}{key}")).await?),
+            AuthStore::Db(db) => Ok(repo::kv_get(db, key, Utc::now()).await?),
+        }
+    }
+
+    /// Consumes a one-time token: only one caller ever gets its value.
+    pub async fn take_token(&self, key: &str) -> Result<Option<String>, TokenError> {
+        match self {
+            AuthStore::Redis { conn, prefix } => Ok(conn.clone().get_del(format!("{prefix}{key}")).await?),
+            AuthStore::Db(db) => Ok(repo::kv_take(db, key, Utc::now()).await?),
+        }
+    }
+
+    /// Counts a hit on a rate limit whose window starts with the first hit; returns the count.
+    pub async fn hit(&self, key: &str, window: Duration) -> Result<u32, TokenError> {
+        match self {
+            AuthStore::Redis { conn, prefix } => {
+                let key = format!("{prefix}{key}");
+                // The window starts at the first hit (SET NX EX works on any Redis version).
+                let (count,): (u32,) = redis::pipe()
+                    .cmd("SET")
+                    .arg(&key)
+                    .arg(0)
+                    .arg("EX")
+                    .arg(window.as_secs().max(1))
+                    .arg("NX")
+                    .ignore()
+                    .incr(&key, 1)
+                    .query_async(&mut conn.clone())
+                    .await?;
+                Ok(count)
+            }
+            AuthStore::Db(db) => {
+                let now = Utc::now();
+                let expires =
+                    now + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::minutes(1));
+                Ok(repo::kv_incr(db, key, expires, now).await?)
+            }
+        }
+    }
+
+    /// Reads a rate-limit counter.
+    pub async fn count(&self, key: &str) -> Result<u32, TokenError> {
+        Ok(self.get_token(key).await?.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// Clears a counter or token.
+    pub async fn forget(&self, key: &str) -> Result<(), TokenError> {
+        match self {
+            AuthStore::Redis { conn, prefix } => {
+                let _: () = conn.clone().del(format!("{prefix}{key}")).await?;
+            }
+            AuthStore::Db(db) => repo::kv_delete(db, key).await?,
+        }
+        Ok(())
+    }
 }

@@ -118,6 +118,14 @@ config_enum! {
 }
 
 config_enum! {
+    /// How mail is sent.
+    pub enum MailType {
+        /// An SMTP relay (SMTP_*).
+        Smtp = "smtp",
+    }
+}
+
+config_enum! {
     /// File storage back end.
     pub enum StorageType {
         /// OpenDAL, configured through `OPENDAL_SCHEME` and `OPENDAL_<SCHEME>_*`.
@@ -316,6 +324,32 @@ section! {
 }
 
 section! {
+    /// Outgoing mail (password resets): Dify's MAIL_* and SMTP_* settings.
+    pub struct MailSettings("Mail") {
+        /// How mail is sent: smtp (empty: no mail; flows that need it say so).
+        mail_type: Option<MailType> = "MAIL_TYPE" => "";
+        /// Sender address, e.g. Dify <no-reply@example.com>.
+        default_send_from: String = "MAIL_DEFAULT_SEND_FROM" => "";
+        /// SMTP relay host.
+        smtp_server: String = "SMTP_SERVER" => "";
+        /// SMTP relay port.
+        smtp_port: Port = "SMTP_PORT" => "465";
+        /// SMTP user (empty: no authentication).
+        smtp_username: String = "SMTP_USERNAME" => "";
+        /// SMTP password.
+        smtp_password: SecretString = "SMTP_PASSWORD" => "";
+        /// Use TLS: implicit TLS, or STARTTLS with SMTP_OPPORTUNISTIC_TLS=true.
+        smtp_use_tls: bool = "SMTP_USE_TLS" => "false";
+        /// With SMTP_USE_TLS, upgrade a plain connection with STARTTLS.
+        smtp_opportunistic_tls: bool = "SMTP_OPPORTUNISTIC_TLS" => "false";
+        /// Minutes a password-reset code stays valid.
+        reset_password_token_expiry_minutes: PositiveCount = "RESET_PASSWORD_TOKEN_EXPIRY_MINUTES" => "5";
+        /// Seconds an email stays locked after 5 wrong reset codes.
+        forgot_password_lockout_duration: Seconds = "FORGOT_PASSWORD_LOCKOUT_DURATION" => "86400";
+    }
+}
+
+section! {
     /// The beat scheduler: which periodic tasks fire and when (cron, 5 or 6 fields, UTC).
     pub struct BeatSettings("Beat") {
         /// When expired refresh tokens and login lockout counters are deleted from the
@@ -382,6 +416,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub queue: QueueSettings,
     pub beat: BeatSettings,
+    pub mail: MailSettings,
     pub storage: StorageSettings,
 }
 
@@ -396,6 +431,7 @@ impl Settings {
         keys.extend(RedisSettings::keys());
         keys.extend(QueueSettings::keys());
         keys.extend(BeatSettings::keys());
+        keys.extend(MailSettings::keys());
         keys.extend(StorageSettings::keys());
         keys
     }
@@ -409,6 +445,7 @@ impl Settings {
         let redis = RedisSettings::parse(resolved, issues);
         let queue = QueueSettings::parse(resolved, issues);
         let beat = BeatSettings::parse(resolved, issues);
+        let mail = MailSettings::parse(resolved, issues);
         let storage = StorageSettings::parse(resolved, issues);
         Some(Self {
             app: app?,
@@ -419,6 +456,7 @@ impl Settings {
             redis: redis?,
             queue: queue?,
             beat: beat?,
+            mail: mail?,
             storage: storage?,
         })
     }

@@ -255,6 +255,25 @@ pub(super) fn cross_check(
     }
     diagnose_cookies_and_cors(settings, resolved, warnings);
     check_queue_settings(settings, resolved, issues, warnings);
+    if settings.mail.mail_type.is_some() {
+        for (key, value) in [
+            ("SMTP_SERVER", &settings.mail.smtp_server),
+            ("MAIL_DEFAULT_SEND_FROM", &settings.mail.default_send_from),
+        ] {
+            if value.trim().is_empty() {
+                issues.push(issue(resolved, key, "the value is empty", "set when MAIL_TYPE=smtp"));
+            }
+        }
+        let from = settings.mail.default_send_from.trim();
+        if !from.is_empty() && from.parse::<lettre::message::Mailbox>().is_err() {
+            issues.push(issue(
+                resolved,
+                "MAIL_DEFAULT_SEND_FROM",
+                "not a mail address",
+                "an address such as Dify <no-reply@example.com>",
+            ));
+        }
+    }
     let storage = &settings.storage;
     if storage.storage_type == StorageType::Opendal
         && storage.opendal_scheme == super::settings::OpendalScheme::S3

@@ -46,8 +46,8 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_jso
     };
     checks.push(check("storage", storage));
     let mut queues = serde_json::Map::new();
-    if let Some(jobs) = &state.jobs {
-        let result = match jobs.get() {
+    if state.runs_worker {
+        let result = match state.jobs.get() {
             None => Err("the job store has not answered yet".to_owned()),
             Some(store) => {
                 match tokio::time::timeout(CHECK_TIMEOUT, store.counts(&state.settings.worker_queues())).await

@@ -41,9 +41,12 @@ pub struct AppState {
     pub secret_key: Arc<SecretString>,
     /// Refresh tokens and login counters (Redis when configured, else the database).
     pub auth: AuthStore,
-    /// Set when this process runs a worker (standalone): its job store, once open. `/ready`
-    /// then reports the store and the queue counts.
-    pub jobs: Option<Arc<std::sync::OnceLock<crate::infra::queue::JobStore>>>,
+    /// The job store, once it has answered (it is opened in the background so the API
+    /// starts while the broker is still down).
+    pub jobs: Arc<std::sync::OnceLock<crate::infra::queue::JobStore>>,
+    /// Whether this process also runs a worker (standalone): `/ready` then reports the job
+    /// store and the queue counts.
+    pub runs_worker: bool,
 }
 
 fn cors(origins: &Origins, credentials: bool) -> CorsLayer {

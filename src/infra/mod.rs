@@ -3,6 +3,7 @@
 
 pub mod crypto;
 pub mod db;
+pub mod mail;
 pub mod migrations;
 pub mod queue;
 pub mod redis;

@@ -43,9 +43,7 @@ pub async fn run(ctx: RoleContext, role: Role) -> Result<(), RoleError> {
     let migrate = role == Role::Standalone || ctx.settings.app.migration_enabled;
     let listener = bind(&ctx).await?;
     let mut state = prepare(ctx.settings.clone(), migrate).await?;
-    if role == Role::Standalone {
-        state.jobs = Some(Default::default());
-    }
+    state.runs_worker = role == Role::Standalone;
     let local = listener.local_addr().map_err(RoleError::Serve)?;
     let url = local_url(local);
     tracing::info!(
@@ -65,17 +63,19 @@ pub async fn run(ctx: RoleContext, role: Role) -> Result<(), RoleError> {
     let jobs = state.jobs.clone();
     let app = http::router(state);
     let stop = shutdown::Shutdown::listen();
-    // Standalone also runs the worker and the beat in this process, on the same signal.
-    // The API does not wait for the job store: until it answers, /ready says so.
-    let worker = if role == Role::Standalone {
+    // The API does not wait for the job store: it opens in the background (until then,
+    // flows that enqueue answer 503). Standalone also runs the worker and the beat here.
+    let standalone = role == Role::Standalone;
+    let worker = {
         let (ctx, stop) = (ctx.clone(), stop.clone());
-        Some(tokio::spawn(async move {
+        tokio::spawn(async move {
             let store = tokio::select! {
                 store = super::worker::open_store_until_reachable(&ctx.settings) => store,
                 () = stop.clone().wait() => return Ok(()),
             };
-            if let Some(jobs) = &jobs {
-                let _ = jobs.set(store.clone());
+            let _ = jobs.set(store.clone());
+            if !standalone {
+                return Ok(());
             }
             let beat = tokio::spawn(super::beat::run_with(ctx.clone(), store.clone(), stop.clone()));
             let worked = super::worker::run(ctx, worker_db, store, stop).await;
@@ -84,16 +84,12 @@ pub async fn run(ctx: RoleContext, role: Role) -> Result<(), RoleError> {
                 Err(error) => return Err(RoleError::Worker(format!("the beat task failed: {error}"))),
             }
             worked
-        }))
-    } else {
-        None
+        })
     };
     let served = http::serve(listener, app, stop.wait(), grace).await.map_err(RoleError::Serve);
-    if let Some(worker) = worker {
-        match worker.await {
-            Ok(result) => result?,
-            Err(error) => return Err(RoleError::Worker(format!("the worker task failed: {error}"))),
-        }
+    match worker.await {
+        Ok(result) => result?,
+        Err(error) => return Err(RoleError::Worker(format!("the worker task failed: {error}"))),
     }
     served?;
     db.close().await;

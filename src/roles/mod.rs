@@ -114,7 +114,8 @@ pub async fn prepare(settings: Arc<Settings>, migrate: bool) -> Result<AppState,
         storage,
         secret_key: Arc::new(secret_key),
         auth,
-        jobs: None,
+        jobs: Arc::default(),
+        runs_worker: false,
     })
 }
 

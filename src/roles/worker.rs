@@ -63,8 +63,15 @@ pub async fn run(
     let worker_id = new_worker_id();
     let backend = backend_settings(&settings, worker_id.clone());
     let concurrency = settings.worker_concurrency() as usize;
-    let services =
-        TaskServices { db, store: store.clone(), settings: settings.clone(), retention: backend.retention };
+    let mailer =
+        crate::infra::mail::Mailer::from_settings(&settings).map_err(|e| RoleError::Worker(e.to_string()))?;
+    let services = TaskServices {
+        db,
+        store: store.clone(),
+        settings: settings.clone(),
+        retention: backend.retention,
+        mailer,
+    };
     let registry = Arc::new(tasks::registry(Arc::new(services)));
     tracing::info!(
         role = "worker",

@@ -5,6 +5,7 @@
 //! build does not know, is dead-lettered with the reason instead of reaching a handler.
 //! Handlers must be idempotent: delivery is at-least-once.
 
+pub mod mail;
 pub mod maintenance;
 pub mod probe;
 
@@ -107,6 +108,8 @@ pub struct TaskServices {
     pub store: crate::infra::queue::JobStore,
     pub settings: Arc<crate::config::Settings>,
     pub retention: crate::infra::queue::Retention,
+    /// `None` when MAIL_TYPE is not set.
+    pub mailer: Option<crate::infra::mail::Mailer>,
 }
 
 /// Every task this build runs.
@@ -121,6 +124,10 @@ pub fn registry(services: Arc<TaskServices>) -> TaskRegistry {
     let s = with(&services);
     registry.register(maintenance::TRIM_JOBS, move |args, ctx| {
         maintenance::trim_finished_jobs(s.clone(), args, ctx)
+    });
+    let s = with(&services);
+    registry.register(crate::accounts::recovery::MAIL_TASK, move |args, ctx| {
+        mail::send_reset_password_mail(s.clone(), args, ctx)
     });
     let s = with(&services);
     registry.register(maintenance::QUEUE_MONITOR, move |args, ctx| {

@@ -379,3 +379,87 @@ pub fn http() -> reqwest::Client {
 pub async fn get(url: String) -> reqwest::Result<reqwest::Response> {
     http().get(url).send().await
 }
+
+/// A minimal SMTP server for tests: accepts every message and keeps its raw text, so a test
+/// can read the mail kiln's real SMTP client delivered.
+pub struct SmtpStandIn {
+    pub port: u16,
+    pub messages: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SmtpStandIn {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smtp");
+        let port = listener.local_addr().expect("addr").port();
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let sink = messages.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = tokio::io::BufReader::new(read);
+                    let _ = write.write_all(b"220 localhost ESMTP kiln-test\r\n").await;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        match tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        let command = line.trim_end().to_ascii_uppercase();
+                        let reply: &[u8] = if command.starts_with("EHLO") {
+                            b"250-localhost\r\n250 8BITMIME\r\n"
+                        } else if command == "DATA" {
+                            let _ = write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await;
+                            let mut data = String::new();
+                            loop {
+                                line.clear();
+                                match tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line).await {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(_) if line == ".\r\n" => break,
+                                    Ok(_) => data.push_str(&line),
+                                }
+                            }
+                            sink.lock().expect("smtp lock").push(data);
+                            b"250 queued\r\n"
+                        } else if command == "QUIT" {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            return;
+                        } else {
+                            b"250 ok\r\n"
+                        };
+                        if write.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { port, messages, task }
+    }
+
+    /// Waits for the `n`th message (1-based) and returns it.
+    pub async fn wait_for_message(&self, n: usize, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(message) = self.messages.lock().expect("smtp lock").get(n - 1) {
+                return message.clone();
+            }
+            assert!(Instant::now() < deadline, "no mail #{n} arrived within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.messages.lock().expect("smtp lock").len()
+    }
+}
+
+impl Drop for SmtpStandIn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

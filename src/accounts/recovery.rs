@@ -1,0 +1,163 @@
+//! Forgot password, Dify's three steps: mail a 6-digit code, check it (which yields a reset
+//! token), set the new password. Tokens and limits live where refresh tokens do (Redis under
+//! Dify's keys, else the database), and the mail goes out through the `mail` queue.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::password;
+use super::repo;
+use super::service::{Accounts, AccountsError, normalize_email};
+use crate::infra::queue::{JobSpec, JobStore};
+
+/// Dify's mail task for reset codes.
+pub const MAIL_TASK: &str = "send_reset_password_mail_task";
+/// Wrong codes after which the email is locked for FORGOT_PASSWORD_LOCKOUT_DURATION.
+const MAX_CODE_ERRORS: u32 = 5;
+/// One reset mail per email per minute.
+const SEND_WINDOW: Duration = Duration::from_secs(60);
+
+/// What a reset token holds (Dify's TokenManager JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ResetToken {
+    account_id: Option<Uuid>,
+    email: String,
+    token_type: String,
+    code: String,
+    phase: String,
+}
+
+/// The mail task's arguments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetMail {
+    pub to: String,
+    pub code: String,
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+fn token_key(token: &str) -> String {
+    format!("reset_password:token:{token}")
+}
+
+fn six_digits() -> Result<String, AccountsError> {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).map_err(|e| AccountsError::Hash(e.to_string()))?;
+    Ok(format!("{:06}", u32::from_le_bytes(bytes) % 1_000_000))
+}
+
+impl Accounts<'_> {
+    fn reset_ttl(&self) -> Duration {
+        Duration::from_secs(u64::from(self.settings.mail.reset_password_token_expiry_minutes.0) * 60)
+    }
+
+    async fn store_token(&self, value: &ResetToken) -> Result<String, AccountsError> {
+        let token = Uuid::new_v4().to_string();
+        let json = serde_json::to_string(value).map_err(|e| AccountsError::Hash(e.to_string()))?;
+        self.auth.put_token(&token_key(&token), &json, self.reset_ttl()).await?;
+        Ok(token)
+    }
+
+    async fn read_token(&self, token: &str) -> Result<ResetToken, AccountsError> {
+        let json =
+            self.auth.get_token(&token_key(token)).await?.ok_or(AccountsError::InvalidOrExpiredToken)?;
+        serde_json::from_str(&json).map_err(|_| AccountsError::InvalidOrExpiredToken)
+    }
+
+    /// Step 1: mails a code (when the account exists) and returns the token to quote with it.
+    /// Unknown emails get a token too, so the answer does not reveal who has an account.
+    pub async fn forgot_password(
+        &self,
+        email: &str,
+        language: Option<&str>,
+        jobs: Option<&JobStore>,
+    ) -> Result<String, AccountsError> {
+        if !self.is_setup().await? {
+            return Err(AccountsError::NotSetup);
+        }
+        if self.settings.mail.mail_type.is_none() {
+            return Err(AccountsError::MailNotConfigured);
+        }
+        let email = normalize_email(email)?;
+        let jobs = jobs.ok_or(AccountsError::QueueUnavailable)?;
+        if self.auth.hit(&format!("reset_password_rate_limit:{email}"), SEND_WINDOW).await? > 1 {
+            return Err(AccountsError::ResetRateLimited);
+        }
+        let account = repo::find_account_by_email(self.db, &email).await?;
+        let code = six_digits()?;
+        let token = self
+            .store_token(&ResetToken {
+                account_id: account.as_ref().map(|a| a.id),
+                email: email.clone(),
+                token_type: "reset_password".into(),
+                code: code.clone(),
+                phase: "code".into(),
+            })
+            .await?;
+        if account.is_some() {
+            let mail = ResetMail { to: email, code, language: language.map(str::to_owned) };
+            let payload = serde_json::to_vec(&mail).map_err(|e| AccountsError::Hash(e.to_string()))?;
+            jobs.push(&[JobSpec::new("mail", MAIL_TASK, payload)])
+                .await
+                .map_err(|_| AccountsError::QueueUnavailable)?;
+        }
+        Ok(token)
+    }
+
+    /// Step 2: checks the code; a match revokes the token and returns a reset token.
+    pub async fn check_reset_code(
+        &self,
+        email: &str,
+        code: &str,
+        token: &str,
+    ) -> Result<(String, String), AccountsError> {
+        let email = email.trim().to_lowercase();
+        let errors_key = format!("forgot_password_error_rate_limit:{email}");
+        if self.auth.count(&errors_key).await? >= MAX_CODE_ERRORS {
+            return Err(AccountsError::ResetLockedOut);
+        }
+        let data = self.read_token(token).await?;
+        if data.phase != "code" {
+            return Err(AccountsError::InvalidOrExpiredToken);
+        }
+        if data.email != email {
+            return Err(AccountsError::InvalidEmail(email));
+        }
+        if data.code != code.trim() || data.account_id.is_none() {
+            self.auth
+                .hit(&errors_key, self.settings.mail.forgot_password_lockout_duration.duration())
+                .await?;
+            return Err(AccountsError::CodeMismatch);
+        }
+        // Only one caller can take the token, so a code is good once.
+        self.auth.take_token(&token_key(token)).await?.ok_or(AccountsError::InvalidOrExpiredToken)?;
+        self.auth.forget(&errors_key).await?;
+        let reset = self.store_token(&ResetToken { phase: "reset".into(), ..data }).await?;
+        Ok((email, reset))
+    }
+
+    /// Step 3: sets the new password with a reset token (used once).
+    pub async fn reset_with_token(
+        &self,
+        token: &str,
+        new_password: &str,
+        confirm: &str,
+    ) -> Result<(), AccountsError> {
+        if new_password != confirm {
+            return Err(AccountsError::PasswordMismatch);
+        }
+        password::validate_policy(new_password)?;
+        let data = self.read_token(token).await?;
+        if data.phase != "reset" {
+            return Err(AccountsError::InvalidOrExpiredToken);
+        }
+        self.auth.take_token(&token_key(token)).await?.ok_or(AccountsError::InvalidOrExpiredToken)?;
+        let account_id = data.account_id.ok_or(AccountsError::InvalidOrExpiredToken)?;
+        let account =
+            repo::find_account(self.db, account_id).await?.ok_or(AccountsError::InvalidOrExpiredToken)?;
+        self.reset_password(&account.email, new_password, confirm).await
+    }
+}

@@ -1,0 +1,38 @@
+//! Mail tasks on the `mail` queue (Dify's task names).
+
+use std::sync::Arc;
+
+use super::{TaskContext, TaskError, TaskServices};
+use crate::accounts::recovery::ResetMail;
+
+/// `send_reset_password_mail_task`: the forgot-password code.
+pub async fn send_reset_password_mail(
+    services: Arc<TaskServices>,
+    mail: ResetMail,
+    ctx: TaskContext,
+) -> Result<(), TaskError> {
+    let Some(mailer) = &services.mailer else {
+        return Err(TaskError::Permanent("mail is not configured (MAIL_TYPE, SMTP_*) on this worker".into()));
+    };
+    let chinese = mail.language.as_deref().is_some_and(|l| l.starts_with("zh"));
+    let (subject, intro) = if chinese {
+        ("重置您的 Dify 密码", "您的验证码是")
+    } else {
+        ("Reset your Dify password", "Your password reset code is")
+    };
+    let text = format!(
+        "{intro}: {code}\n\nThe code expires in a few minutes. If you did not ask for it, ignore this mail.\n",
+        code = mail.code
+    );
+    let html = format!(
+        "<p>{intro}:</p><p style=\"font-size:24px;font-weight:bold;letter-spacing:4px\">{code}</p>\
+         <p>The code expires in a few minutes. If you did not ask for it, ignore this mail.</p>",
+        code = mail.code
+    );
+    mailer.send(&mail.to, subject, text, html).await.map_err(|e| match e {
+        crate::infra::mail::MailError::Send(message) => TaskError::Transient(message),
+        other => TaskError::Permanent(other.to_string()),
+    })?;
+    tracing::info!(job = %ctx.job_id, "sent a password reset code");
+    Ok(())
+}
