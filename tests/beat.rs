@@ -127,3 +127,38 @@ async fn standalone_runs_the_beat_and_the_worker_housekeeping() {
     server.terminate();
     assert!(server.wait_exit(Duration::from_secs(30)).success(), "{}", server.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_monitor_mails_when_the_dataset_backlog_is_high() {
+    let smtp = common::SmtpStandIn::start().await;
+    let dir = workdir();
+    assert!(kiln(dir.path()).arg("upgrade-db").status().expect("migrate").success());
+    // A backlog on `dataset`, which this standalone's worker does not consume.
+    let store = JobStore::Embedded(
+        kiln::infra::queue::EmbeddedStore::open(&dir.path().join("storage/jobs.db")).await.expect("open"),
+    );
+    let specs: Vec<_> =
+        (0..3).map(|_| kiln::infra::queue::JobSpec::new("dataset", "kiln.probe", b"{}".to_vec())).collect();
+    store.push(&specs).await.expect("push");
+    let mut command = kiln(dir.path());
+    command
+        .env("CELERY_QUEUES", "monitor")
+        .env("ENABLE_DATASETS_QUEUE_MONITOR", "true")
+        .env("KILN_BEAT_QUEUE_MONITOR_CRON", "* * * * * *")
+        .env("QUEUE_MONITOR_THRESHOLD", "2")
+        .env("QUEUE_MONITOR_ALERT_EMAILS", "ops@example.com, oncall@example.com")
+        .env("MAIL_TYPE", "smtp")
+        .env("SMTP_SERVER", "127.0.0.1")
+        .env("SMTP_PORT", smtp.port.to_string())
+        .env("MAIL_DEFAULT_SEND_FROM", "kiln@example.com");
+    let mut server = KilnProcess::spawn(command);
+    server.wait_until_serving();
+    server.wait_for_log("queue backlog at or above QUEUE_MONITOR_THRESHOLD", Duration::from_secs(30));
+    let first = smtp.wait_for_message(1, Duration::from_secs(30)).await;
+    assert!(first.contains("the dataset queue has 3 jobs waiting"), "{first}");
+    let second = smtp.wait_for_message(2, Duration::from_secs(10)).await;
+    let recipients = format!("{first}{second}");
+    assert!(recipients.contains("ops@example.com") && recipients.contains("oncall@example.com"));
+    server.terminate();
+    assert!(server.wait_exit(Duration::from_secs(30)).success());
+}

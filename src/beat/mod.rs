@@ -40,8 +40,13 @@ pub fn parse_cron(expression: &str) -> Result<Cron, String> {
 pub fn schedule(settings: &Settings) -> Result<Vec<Entry>, String> {
     let beat = &settings.beat;
     let monitor_every = beat.queue_monitor_interval.0;
-    let monitor_cron =
-        if monitor_every < 60 { format!("*/{monitor_every} * * * *") } else { "0 * * * *".to_owned() };
+    let monitor_cron = if !beat.queue_monitor_cron.trim().is_empty() {
+        beat.queue_monitor_cron.clone()
+    } else if monitor_every < 60 {
+        format!("*/{monitor_every} * * * *")
+    } else {
+        "0 * * * *".to_owned()
+    };
     let entry = |name, task, queue, expression: String, toggle: Option<(&'static str, bool)>, key: &str| {
         let cron = parse_cron(&expression).map_err(|e| format!("{key}={expression:?}: {e}"))?;
         Ok::<Entry, String>(Entry {
@@ -77,7 +82,11 @@ pub fn schedule(settings: &Settings) -> Result<Vec<Entry>, String> {
             "monitor",
             monitor_cron,
             Some(("ENABLE_DATASETS_QUEUE_MONITOR", beat.queue_monitor_enabled)),
-            "QUEUE_MONITOR_INTERVAL",
+            if beat.queue_monitor_cron.trim().is_empty() {
+                "QUEUE_MONITOR_INTERVAL"
+            } else {
+                "KILN_BEAT_QUEUE_MONITOR_CRON"
+            },
         )?,
     ])
 }

@@ -361,8 +361,12 @@ section! {
         queue_monitor_enabled: bool = "ENABLE_DATASETS_QUEUE_MONITOR" => "false";
         /// Minutes between queue monitor checks.
         queue_monitor_interval: PositiveCount = "QUEUE_MONITOR_INTERVAL" => "30";
+        /// A cron expression for the queue monitor instead of QUEUE_MONITOR_INTERVAL.
+        queue_monitor_cron: String = "KILN_BEAT_QUEUE_MONITOR_CRON" => "";
         /// Ready jobs in the dataset queue at which the monitor warns.
         queue_monitor_threshold: PositiveCount = "QUEUE_MONITOR_THRESHOLD" => "200";
+        /// Comma-separated addresses the queue monitor mails when the threshold is reached.
+        queue_monitor_alert_emails: String = "QUEUE_MONITOR_ALERT_EMAILS" => "";
         /// Seconds a beat replica's leadership lease lasts; it is renewed every third of that.
         lease_seconds: PositiveCount = "KILN_BEAT_LEASE_SECONDS" => "15";
     }

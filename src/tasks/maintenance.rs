@@ -57,6 +57,29 @@ pub async fn queue_monitor(services: Arc<TaskServices>, _: NoArgs, _: TaskContex
             threshold,
             "queue backlog at or above QUEUE_MONITOR_THRESHOLD"
         );
+        let recipients: Vec<&str> = services
+            .settings
+            .beat
+            .queue_monitor_alert_emails
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .collect();
+        if let Some(mailer) = &services.mailer {
+            let subject = format!("Alert: the dataset queue has {ready} jobs waiting");
+            let text = format!(
+                "The dataset queue has {ready} ready jobs (threshold {threshold}). Check that workers consume it \
+                 (`kiln queue stats`)."
+            );
+            for to in &recipients {
+                // A failed alert is logged, not retried: the next check mails again.
+                if let Err(error) = mailer.send(to, &subject, text.clone(), format!("<p>{text}</p>")).await {
+                    tracing::warn!(%error, to, "could not mail the queue alert");
+                }
+            }
+        } else if !recipients.is_empty() {
+            tracing::warn!("QUEUE_MONITOR_ALERT_EMAILS is set but mail is not configured (MAIL_TYPE)");
+        }
     } else {
         tracing::info!(queue = "dataset", ready, threshold, "queue backlog below the threshold");
     }
