@@ -680,3 +680,92 @@ async fn forgot_password_without_mail_says_so() {
     assert_eq!((status, body["code"].as_str()), (400, Some("mail_not_configured")));
     assert!(body["message"].as_str().is_some_and(|m| m.contains("kiln reset-password")), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_list_change_and_remove_members() {
+    let stack = Stack::sqlite(&[]).await;
+    let mut owner = stack.setup_owner().await;
+    assert_eq!(owner.login(OWNER, PASSWORD).await.0, 200);
+    let (code, stdout, _) = output(stack.admin(&["create-tenant", "--email", "member@example.com"]));
+    assert_eq!(code, 0);
+    let password = stdout.lines().find_map(|l| l.strip_prefix("Password: ")).expect("password").to_owned();
+    // Join the member to the owner's workspace as an editor (invitations add this row).
+    let tenant = owner.get("/console/api/workspaces/current").await.1["id"].as_str().expect("id").to_owned();
+    let url = format!("sqlite://{}", stack.dir.path().join("storage/kiln.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+    let member: uuid::Uuid = sqlx::query_scalar("SELECT id FROM accounts WHERE email = 'member@example.com'")
+        .fetch_one(&pool)
+        .await
+        .expect("id");
+    sqlx::query(
+        "INSERT INTO tenant_account_joins (id, tenant_id, account_id, role, current, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'editor', FALSE, $4, $4)",
+    )
+    .bind(uuid::Uuid::new_v4())
+    .bind(tenant.parse::<uuid::Uuid>().expect("uuid"))
+    .bind(member)
+    .bind(chrono::Utc::now())
+    .execute(&pool)
+    .await
+    .expect("join");
+    pool.close().await;
+
+    let (status, body) = owner.get("/console/api/workspaces/current/members").await;
+    assert_eq!(status, 200);
+    let roles: Vec<(String, String)> = body["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .map(|a| (a["email"].as_str().unwrap_or("").to_owned(), a["role"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("owner@example.com".to_owned(), "owner".to_owned()),
+            ("member@example.com".to_owned(), "editor".to_owned())
+        ]
+    );
+
+    let member_path = format!("/console/api/workspaces/current/members/{member}");
+    let role = |r: &str| json!({"role": r});
+    let (status, body) = owner
+        .send(reqwest::Method::PUT, &format!("{member_path}/update-role"), Some(role("owner")), true)
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid-role")));
+    let (status, _) = owner
+        .send(reqwest::Method::PUT, &format!("{member_path}/update-role"), Some(role("admin")), true)
+        .await;
+    assert_eq!(status, 200);
+    let owner_id = owner.get("/console/api/account/profile").await.1["id"].as_str().expect("id").to_owned();
+    let (status, body) = owner
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/console/api/workspaces/current/members/{owner_id}"),
+            None,
+            true,
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("cannot-operate-self")));
+
+    // The member (now admin, but acting in their own workspace) cannot touch the owner's.
+    let mut other = Browser::new(&stack.url);
+    assert_eq!(other.login("member@example.com", &password).await.0, 200);
+    let (status, _) = other
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/console/api/workspaces/current/members/{owner_id}"),
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(status, 404, "the owner is not a member of the other workspace");
+
+    let (status, body) = owner.send(reqwest::Method::DELETE, &member_path, None, true).await;
+    assert_eq!((status, body["tenant_id"].as_str()), (200, Some(tenant.as_str())));
+    let (status, body) = owner.send(reqwest::Method::DELETE, &member_path, None, true).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("member-not-found")));
+    assert_eq!(
+        owner.get("/console/api/workspaces/current/members").await.1["accounts"].as_array().map(Vec::len),
+        Some(1)
+    );
+}

@@ -48,6 +48,9 @@ impl From<AccountsError> for ApiError {
             E::NoWorkspace => (StatusCode::BAD_REQUEST, "workspace_not_found"),
             E::InvalidToken => (StatusCode::UNAUTHORIZED, "unauthorized"),
             E::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            E::CannotOperateSelf => (StatusCode::BAD_REQUEST, "cannot-operate-self"),
+            E::MemberNotFound => (StatusCode::NOT_FOUND, "member-not-found"),
+            E::InvalidRole => (StatusCode::BAD_REQUEST, "invalid-role"),
             E::MailNotConfigured => (StatusCode::BAD_REQUEST, "mail_not_configured"),
             E::QueueUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             E::ResetRateLimited => (StatusCode::TOO_MANY_REQUESTS, "password_reset_rate_limit_exceeded"),
@@ -218,6 +221,9 @@ pub fn routes() -> Router<AppState> {
         .route("/workspaces/current", get(current_workspace).post(current_workspace))
         .route("/workspaces/current/name", post(rename_workspace))
         .route("/workspaces/info", post(rename_workspace))
+        .route("/workspaces/current/members", get(list_members))
+        .route("/workspaces/current/members/{id}", axum::routing::delete(remove_member))
+        .route("/workspaces/current/members/{id}/update-role", axum::routing::put(update_member_role))
         .route("/forgot-password", post(forgot_password))
         .route("/forgot-password/validity", post(forgot_password_validity))
         .route("/forgot-password/resets", post(forgot_password_resets))
@@ -467,5 +473,59 @@ async fn forgot_password_resets(
     JsonBody(body): JsonBody<ResetsRequest>,
 ) -> Result<Json<Value>, ApiError> {
     accounts(&state).reset_with_token(&body.token, &body.new_password, &body.password_confirm).await?;
+    Ok(Json(json!({"result": "success"})))
+}
+
+async fn list_members(
+    State(state): State<AppState>,
+    session: ConsoleSession,
+) -> Result<Json<Value>, ApiError> {
+    let members = accounts(&state).members(&session.membership).await?;
+    let accounts: Vec<Value> = members
+        .into_iter()
+        .map(|m| {
+            json!({
+                "id": m.id,
+                "name": m.name,
+                "avatar": m.avatar,
+                "email": m.email,
+                "last_login_at": m.last_login_at.map(ts),
+                "last_active_at": ts(m.last_active_at),
+                "created_at": ts(m.created_at),
+                "role": m.role,
+                "status": m.status,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"result": "success", "accounts": accounts})))
+}
+
+fn member_id(raw: &str) -> Result<Uuid, ApiError> {
+    raw.parse().map_err(|_| ApiError::coded(StatusCode::NOT_FOUND, "member-not-found", "Member not found."))
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    session: ConsoleSession,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let target = member_id(&id)?;
+    accounts(&state).remove_member(&session.account, &session.membership, target).await?;
+    Ok(Json(json!({"result": "success", "tenant_id": session.membership.tenant.id})))
+}
+
+#[derive(Deserialize)]
+struct RoleRequest {
+    role: String,
+}
+
+async fn update_member_role(
+    State(state): State<AppState>,
+    session: ConsoleSession,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    JsonBody(body): JsonBody<RoleRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let target = member_id(&id)?;
+    accounts(&state).update_member_role(&session.account, &session.membership, target, &body.role).await?;
     Ok(Json(json!({"result": "success"})))
 }

@@ -364,3 +364,56 @@ pub async fn kv_delete(db: &Db, key: &str) -> Result<(), RepoError> {
     on_db!(db, pool => sqlx::query("DELETE FROM auth_kv WHERE key = $1").bind(key).execute(pool).await.map(drop)?);
     Ok(())
 }
+
+/// A workspace member as the members list shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    pub id: Uuid,
+    pub name: String,
+    pub avatar: Option<String>,
+    pub email: String,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub last_active_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub role: String,
+    pub status: String,
+}
+
+pub async fn list_members(db: &Db, tenant_id: Uuid) -> Result<Vec<MemberRow>, RepoError> {
+    let sql = "SELECT a.id, a.name, a.avatar, a.email, a.last_login_at, a.last_active_at, a.created_at, j.role, a.status \
+               FROM tenant_account_joins j JOIN accounts a ON a.id = j.account_id WHERE j.tenant_id = $1 \
+               ORDER BY j.created_at";
+    Ok(on_db!(db, pool => sqlx::query_as::<_, MemberRow>(sql).bind(tenant_id).fetch_all(pool).await?))
+}
+
+/// The member's role in the workspace, if they belong to it.
+pub async fn member_role(
+    db: &Db,
+    tenant_id: Uuid,
+    account_id: Uuid,
+) -> Result<Option<TenantRole>, RepoError> {
+    let sql = "SELECT role FROM tenant_account_joins WHERE tenant_id = $1 AND account_id = $2";
+    let role = on_db!(db, pool => sqlx::query_scalar::<_, String>(sql).bind(tenant_id).bind(account_id).fetch_optional(pool).await?);
+    Ok(role.map(|r| TenantRole::parse(&r)))
+}
+
+pub async fn remove_member(db: &Db, tenant_id: Uuid, account_id: Uuid) -> Result<u64, RepoError> {
+    let sql = "DELETE FROM tenant_account_joins WHERE tenant_id = $1 AND account_id = $2 AND role <> 'owner'";
+    Ok(
+        on_db!(db, pool => sqlx::query(sql).bind(tenant_id).bind(account_id).execute(pool).await?.rows_affected()),
+    )
+}
+
+pub async fn set_member_role(
+    db: &Db,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    role: TenantRole,
+) -> Result<u64, RepoError> {
+    let sql = "UPDATE tenant_account_joins SET role = $1, updated_at = $2 \
+               WHERE tenant_id = $3 AND account_id = $4 AND role <> 'owner'";
+    let now = Utc::now();
+    Ok(
+        on_db!(db, pool => sqlx::query(sql).bind(role.as_str()).bind(now).bind(tenant_id).bind(account_id).execute(pool).await?.rows_affected()),
+    )
+}

@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use super::keys::{self, KeyError};
-use super::model::{Account, Membership};
+use super::model::{Account, Membership, TenantRole};
 use super::password::{self, Verification};
 use super::repo::{self, NewAccount, NewTenant, RepoError};
 use super::tokens::{AuthStore, Passport, TokenError, new_refresh_token};
@@ -58,6 +58,12 @@ pub enum AccountsError {
     InvalidToken,
     #[error("Only the workspace owner or an admin can do this.")]
     Forbidden,
+    #[error("Cannot operate on yourself.")]
+    CannotOperateSelf,
+    #[error("Member not found.")]
+    MemberNotFound,
+    #[error("Invalid role")]
+    InvalidRole,
     #[error(
         "Mail is not configured (MAIL_TYPE, SMTP_*): ask an administrator to reset your password with `kiln reset-password`."
     )]
@@ -437,6 +443,67 @@ impl Accounts<'_> {
             return Err(AccountsError::InvalidParam("name must be 1 to 255 characters.".into()));
         }
         Ok(repo::rename_tenant(self.db, membership.tenant.id, name).await?)
+    }
+}
+
+impl Accounts<'_> {
+    /// The members of the actor's current workspace.
+    pub async fn members(&self, membership: &Membership) -> Result<Vec<repo::MemberRow>, AccountsError> {
+        Ok(repo::list_members(self.db, membership.tenant.id).await?)
+    }
+
+    async fn check_member_change(
+        &self,
+        actor: &Account,
+        membership: &Membership,
+        target: Uuid,
+    ) -> Result<(), AccountsError> {
+        if !membership.role.is_privileged() {
+            return Err(AccountsError::Forbidden);
+        }
+        if target == actor.id {
+            return Err(AccountsError::CannotOperateSelf);
+        }
+        match repo::member_role(self.db, membership.tenant.id, target).await? {
+            None => Err(AccountsError::MemberNotFound),
+            Some(TenantRole::Owner) => Err(AccountsError::Forbidden),
+            // Admins manage editors and below; only the owner changes other admins.
+            Some(TenantRole::Admin) if membership.role != TenantRole::Owner => Err(AccountsError::Forbidden),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Removes a member from the actor's current workspace.
+    pub async fn remove_member(
+        &self,
+        actor: &Account,
+        membership: &Membership,
+        target: Uuid,
+    ) -> Result<(), AccountsError> {
+        self.check_member_change(actor, membership, target).await?;
+        repo::remove_member(self.db, membership.tenant.id, target).await?;
+        self.auth.revoke_account(target).await?;
+        Ok(())
+    }
+
+    /// Changes a member's role (never to or from owner).
+    pub async fn update_member_role(
+        &self,
+        actor: &Account,
+        membership: &Membership,
+        target: Uuid,
+        role: &str,
+    ) -> Result<(), AccountsError> {
+        let role = match role {
+            "admin" => TenantRole::Admin,
+            "editor" => TenantRole::Editor,
+            "normal" => TenantRole::Normal,
+            "dataset_operator" => TenantRole::DatasetOperator,
+            _ => return Err(AccountsError::InvalidRole),
+        };
+        self.check_member_change(actor, membership, target).await?;
+        repo::set_member_role(self.db, membership.tenant.id, target, role).await?;
+        Ok(())
     }
 }
 
