@@ -769,3 +769,90 @@ async fn owners_list_change_and_remove_members() {
         Some(1)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invited_people_get_a_mail_activate_and_sign_in() {
+    let smtp = common::SmtpStandIn::start().await;
+    let env = mail_env(&smtp);
+    let mut extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    extra.push(("CONSOLE_WEB_URL", "http://console.example.com"));
+    let stack = Stack::sqlite(&extra).await;
+    let mut owner = stack.setup_owner().await;
+    assert_eq!(owner.login(OWNER, PASSWORD).await.0, 200);
+
+    let invite = |emails: serde_json::Value, role: &str| json!({"emails": emails, "role": role});
+    let (status, body) = owner
+        .post(
+            "/console/api/workspaces/current/members/invite-email",
+            invite(json!(["x@example.com"]), "owner"),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid-role")));
+    let (status, body) = owner
+        .post(
+            "/console/api/workspaces/current/members/invite-email",
+            invite(json!(["New.Person@Example.com", "not-an-email", OWNER]), "editor"),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let results = body["invitation_results"].as_array().expect("results");
+    assert_eq!(results[0]["email"], "new.person@example.com");
+    let url = results[0]["url"].as_str().expect("url").to_owned();
+    assert!(
+        url.starts_with("http://console.example.com/activate?email=new.person%40example.com&token="),
+        "{url}"
+    );
+    assert_eq!(
+        (results[1]["status"].as_str(), results[1]["message"].as_str()),
+        (Some("failed"), Some("Invalid email"))
+    );
+    assert_eq!(results[2]["url"], "http://console.example.com/signin", "already a member");
+
+    let message = smtp.wait_for_message(1, Duration::from_secs(30)).await;
+    assert!(
+        message.contains("new.person@example.com") && message.contains("Join Owner's Workspace on Dify"),
+        "{message}"
+    );
+    let token = url.rsplit("token=").next().expect("token").to_owned();
+    let tenant = owner.get("/console/api/workspaces/current").await.1["id"].as_str().expect("id").to_owned();
+
+    let mut guest = Browser::new(&stack.url);
+    let (status, body) = guest
+        .get(&format!(
+            "/console/api/activate/check?workspace_id={tenant}&email=new.person%40example.com&token={token}"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["is_valid"], true, "{body}");
+    assert_eq!(body["data"]["workspace_name"], "Owner's Workspace");
+    let (_, body) =
+        guest.get(&format!("/console/api/activate/check?workspace_id={tenant}&token=wrong")).await;
+    assert_eq!(body, json!({"is_valid": false}));
+
+    let activation = json!({"workspace_id": tenant, "email": "new.person@example.com", "token": token,
+        "name": "New Person", "interface_language": "en-US", "timezone": "UTC", "password": "welcome123"});
+    let (status, body) = guest.post("/console/api/activate", activation.clone()).await;
+    assert_eq!((status, &body), (200, &json!({"result": "success"})));
+    let (status, body) = guest.post("/console/api/activate", activation).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("already_activate")), "a token works once");
+
+    assert_eq!(guest.login("new.person@example.com", "welcome123").await.0, 200);
+    let (_, me) = guest.get("/console/api/workspaces/current").await;
+    assert_eq!((me["name"].as_str(), me["role"].as_str()), (Some("Owner's Workspace"), Some("editor")));
+    let (_, members) = owner.get("/console/api/workspaces/current/members").await;
+    let statuses: Vec<&str> = members["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .filter_map(|a| a["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["active", "active"]);
+    // Only owners and admins invite.
+    let (status, _) = guest
+        .post(
+            "/console/api/workspaces/current/members/invite-email",
+            invite(json!(["y@example.com"]), "normal"),
+        )
+        .await;
+    assert_eq!(status, 403);
+}

@@ -48,6 +48,7 @@ impl From<AccountsError> for ApiError {
             E::NoWorkspace => (StatusCode::BAD_REQUEST, "workspace_not_found"),
             E::InvalidToken => (StatusCode::UNAUTHORIZED, "unauthorized"),
             E::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            E::AlreadyActivated => (StatusCode::FORBIDDEN, "already_activate"),
             E::CannotOperateSelf => (StatusCode::BAD_REQUEST, "cannot-operate-self"),
             E::MemberNotFound => (StatusCode::NOT_FOUND, "member-not-found"),
             E::InvalidRole => (StatusCode::BAD_REQUEST, "invalid-role"),
@@ -224,6 +225,9 @@ pub fn routes() -> Router<AppState> {
         .route("/workspaces/current/members", get(list_members))
         .route("/workspaces/current/members/{id}", axum::routing::delete(remove_member))
         .route("/workspaces/current/members/{id}/update-role", axum::routing::put(update_member_role))
+        .route("/workspaces/current/members/invite-email", post(invite_members))
+        .route("/activate/check", get(activate_check))
+        .route("/activate", post(activate))
         .route("/forgot-password", post(forgot_password))
         .route("/forgot-password/validity", post(forgot_password_validity))
         .route("/forgot-password/resets", post(forgot_password_resets))
@@ -527,5 +531,92 @@ async fn update_member_role(
 ) -> Result<Json<Value>, ApiError> {
     let target = member_id(&id)?;
     accounts(&state).update_member_role(&session.account, &session.membership, target, &body.role).await?;
+    Ok(Json(json!({"result": "success"})))
+}
+
+#[derive(Deserialize)]
+struct InviteRequest {
+    emails: Vec<String>,
+    role: String,
+    language: Option<String>,
+}
+
+async fn invite_members(
+    State(state): State<AppState>,
+    session: ConsoleSession,
+    JsonBody(body): JsonBody<InviteRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let results = accounts(&state)
+        .invite(
+            &session.account,
+            &session.membership,
+            &body.emails,
+            &body.role,
+            body.language.as_deref(),
+            state.jobs.get(),
+        )
+        .await?;
+    let body = json!({"result": "success", "invitation_results": results, "tenant_id": session.membership.tenant.id});
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+#[derive(Deserialize)]
+struct CheckQuery {
+    workspace_id: Option<Uuid>,
+    email: Option<String>,
+    token: String,
+}
+
+async fn activate_check(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<CheckQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let checked =
+        accounts(&state).check_invitation(&query.token, query.workspace_id, query.email.as_deref()).await?;
+    Ok(Json(match checked {
+        Some((workspace_name, workspace_id, email)) => json!({
+            "is_valid": true,
+            "data": {"workspace_name": workspace_name, "workspace_id": workspace_id, "email": email},
+        }),
+        None => json!({"is_valid": false}),
+    }))
+}
+
+#[derive(Deserialize)]
+struct ActivateRequest {
+    workspace_id: Option<Uuid>,
+    email: Option<String>,
+    token: String,
+    name: String,
+    #[serde(default = "default_language")]
+    interface_language: String,
+    #[serde(default = "default_timezone")]
+    timezone: String,
+    password: Option<String>,
+}
+
+fn default_language() -> String {
+    "en-US".into()
+}
+
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
+async fn activate(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<ActivateRequest>,
+) -> Result<Json<Value>, ApiError> {
+    accounts(&state)
+        .activate(super::invitations::Activation {
+            workspace_id: body.workspace_id,
+            email: body.email.as_deref(),
+            token: &body.token,
+            name: &body.name,
+            language: &body.interface_language,
+            timezone: &body.timezone,
+            password: body.password.as_deref(),
+        })
+        .await?;
     Ok(Json(json!({"result": "success"})))
 }

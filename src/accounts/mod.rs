@@ -1,6 +1,7 @@
 //! Accounts, workspaces (tenants), membership and console authentication.
 
 pub mod http;
+pub mod invitations;
 pub mod keys;
 pub mod model;
 pub mod password;

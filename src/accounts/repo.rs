@@ -417,3 +417,57 @@ pub async fn set_member_role(
         on_db!(db, pool => sqlx::query(sql).bind(role.as_str()).bind(now).bind(tenant_id).bind(account_id).execute(pool).await?.rows_affected()),
     )
 }
+
+/// Creates an invited account: pending, no password, named after the email's local part.
+pub async fn create_pending_account(
+    db: &Db,
+    id: Uuid,
+    email: &str,
+    language: &str,
+    now: DateTime<Utc>,
+) -> Result<(), RepoError> {
+    let name = email.split('@').next().unwrap_or(email);
+    let sql = "INSERT INTO accounts (id, name, email, interface_language, status, last_active_at, created_at, updated_at) \
+               VALUES ($1, $2, $3, $4, 'pending', $5, $5, $5)";
+    on_db!(db, pool => sqlx::query(sql).bind(id).bind(name).bind(email).bind(language).bind(now).execute(pool).await.map(drop)?);
+    Ok(())
+}
+
+/// Adds an account to a workspace with a role.
+pub async fn add_member(
+    db: &Db,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    role: TenantRole,
+    invited_by: Uuid,
+) -> Result<(), RepoError> {
+    let sql = "INSERT INTO tenant_account_joins (id, tenant_id, account_id, role, current, invited_by, created_at, updated_at) \
+               VALUES ($1, $2, $3, $4, FALSE, $5, $6, $6) ON CONFLICT (tenant_id, account_id) DO NOTHING";
+    let now = Utc::now();
+    on_db!(db, pool => sqlx::query(sql).bind(Uuid::new_v4()).bind(tenant_id).bind(account_id).bind(role.as_str()).bind(invited_by).bind(now).execute(pool).await.map(drop)?);
+    Ok(())
+}
+
+/// Activates an invited account with the details it chose.
+pub async fn activate_account(
+    db: &Db,
+    id: Uuid,
+    name: &str,
+    language: &str,
+    timezone: &str,
+    password_hash: Option<&str>,
+) -> Result<(), RepoError> {
+    let sql = "UPDATE accounts SET name = $1, interface_language = $2, timezone = $3, interface_theme = 'light', \
+               status = 'active', initialized_at = $4, updated_at = $4, password = COALESCE($5, password), \
+               password_salt = CASE WHEN $5 IS NULL THEN password_salt ELSE NULL END WHERE id = $6";
+    let now = Utc::now();
+    on_db!(db, pool => sqlx::query(sql).bind(name).bind(language).bind(timezone).bind(now).bind(password_hash).bind(id).execute(pool).await.map(drop)?);
+    Ok(())
+}
+
+pub async fn find_tenant(db: &Db, id: Uuid) -> Result<Option<Tenant>, RepoError> {
+    let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
+    Ok(
+        on_db!(db, pool => sqlx::query_as::<_, Tenant>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?),
+    )
+}

@@ -58,6 +58,8 @@ pub enum AccountsError {
     InvalidToken,
     #[error("Only the workspace owner or an admin can do this.")]
     Forbidden,
+    #[error("The invitation is invalid, expired or already used.")]
+    AlreadyActivated,
     #[error("Cannot operate on yourself.")]
     CannotOperateSelf,
     #[error("Member not found.")]
@@ -135,6 +137,11 @@ pub fn normalize_email(raw: &str) -> Result<String, AccountsError> {
         None => false,
     };
     if valid { Ok(email) } else { Err(AccountsError::InvalidEmail(raw.trim().to_owned())) }
+}
+
+/// Hashes a password off the async threads (for other account flows).
+pub async fn hash_password_for(plain: &str) -> Result<String, AccountsError> {
+    hash_password(plain).await
 }
 
 async fn hash_password(plain: &str) -> Result<String, AccountsError> {

@@ -225,6 +225,8 @@ section! {
         refresh_token_expire_days: Days = "REFRESH_TOKEN_EXPIRE_DAYS" => "30";
         /// Seconds an email stays locked after 5 failed logins.
         login_lockout_duration: Seconds = "LOGIN_LOCKOUT_DURATION" => "86400";
+        /// Hours a workspace invitation stays valid.
+        invite_expiry_hours: PositiveCount = "INVITE_EXPIRY_HOURS" => "72";
         /// Domain for the console cookies when console and API are on different subdomains,
         /// e.g. example.com (empty: host-only cookies).
         cookie_domain: String = "COOKIE_DOMAIN" => "";

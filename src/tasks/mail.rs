@@ -36,3 +36,29 @@ pub async fn send_reset_password_mail(
     tracing::info!(job = %ctx.job_id, "sent a password reset code");
     Ok(())
 }
+
+/// `send_invite_member_mail_task`: the workspace invitation with its link.
+pub async fn send_invite_member_mail(
+    services: Arc<TaskServices>,
+    mail: crate::accounts::invitations::InviteMail,
+    ctx: TaskContext,
+) -> Result<(), TaskError> {
+    let Some(mailer) = &services.mailer else {
+        return Err(TaskError::Permanent("mail is not configured (MAIL_TYPE, SMTP_*) on this worker".into()));
+    };
+    let subject = format!("Join {} on Dify", mail.workspace_name);
+    let text = format!(
+        "{} invited you to the workspace {}.\n\nJoin it here: {}\n",
+        mail.inviter_name, mail.workspace_name, mail.url
+    );
+    let html = format!(
+        "<p>{} invited you to the workspace <b>{}</b>.</p><p><a href=\"{}\">Join the workspace</a></p>",
+        mail.inviter_name, mail.workspace_name, mail.url
+    );
+    mailer.send(&mail.to, &subject, text, html).await.map_err(|e| match e {
+        crate::infra::mail::MailError::Send(message) => TaskError::Transient(message),
+        other => TaskError::Permanent(other.to_string()),
+    })?;
+    tracing::info!(job = %ctx.job_id, "sent a workspace invitation");
+    Ok(())
+}

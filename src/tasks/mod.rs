@@ -130,6 +130,10 @@ pub fn registry(services: Arc<TaskServices>) -> TaskRegistry {
         mail::send_reset_password_mail(s.clone(), args, ctx)
     });
     let s = with(&services);
+    registry.register(crate::accounts::invitations::MAIL_TASK, move |args, ctx| {
+        mail::send_invite_member_mail(s.clone(), args, ctx)
+    });
+    let s = with(&services);
     registry.register(maintenance::QUEUE_MONITOR, move |args, ctx| {
         maintenance::queue_monitor(s.clone(), args, ctx)
     });
