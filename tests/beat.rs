@@ -59,11 +59,13 @@ async fn two_beats_fire_each_tick_once_even_across_a_handover() {
     let first = beat(dir.path(), &env);
     let second = beat(dir.path(), &env);
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    // Stop whichever leads; the other must take over.
+    // Kill whichever leads, without warning; the other must take over and lose no tick.
     let (mut leader, mut other) =
         if first.log().contains("now leads") { (first, second) } else { (second, first) };
-    leader.terminate();
-    assert!(leader.wait_exit(Duration::from_secs(10)).success());
+    let kill =
+        std::process::Command::new("kill").args(["-KILL", &leader.pid().to_string()]).status().expect("kill");
+    assert!(kill.success());
+    leader.wait_exit(Duration::from_secs(10));
     let before = count(&other.log(), "\"fired\"");
     let deadline = Instant::now() + Duration::from_secs(10);
     while count(&other.log(), "\"fired\"") < before + 2 {
@@ -90,6 +92,24 @@ async fn two_beats_fire_each_tick_once_even_across_a_handover() {
     seconds.sort();
     seconds.dedup();
     assert_eq!(seconds.len(), total, "no tick fired twice");
+    // And none skipped: from the first tick to the last, every second is there.
+    let times: Vec<chrono::DateTime<chrono::Utc>> = seconds
+        .iter()
+        .map(|s| {
+            chrono::DateTime::parse_from_str(&s.replace(" UTC", " +0000"), "%Y-%m-%d %H:%M:%S %z")
+                .expect("time")
+                .into()
+        })
+        .collect();
+    for pair in times.windows(2) {
+        assert_eq!(
+            (pair[1] - pair[0]).num_seconds(),
+            1,
+            "a tick was lost between {} and {}",
+            pair[0],
+            pair[1]
+        );
+    }
 
     let client = redis::Client::open(REDIS).expect("client");
     let mut conn = client.get_multiplexed_async_connection().await.expect("connect");

@@ -856,3 +856,37 @@ async fn invited_people_get_a_mail_activate_and_sign_in() {
         .await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_reset_code_guesses_stop_at_five() {
+    let smtp = common::SmtpStandIn::start().await;
+    let env = mail_env(&smtp);
+    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let stack = Stack::sqlite(&extra).await;
+    stack.setup_owner().await;
+    let (status, body) =
+        Browser::new(&stack.url).post("/console/api/forgot-password", json!({"email": OWNER})).await;
+    assert_eq!(status, 200);
+    let token = body["data"].as_str().expect("token").to_owned();
+    let code = code_in(&smtp.wait_for_message(1, Duration::from_secs(30)).await);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let guesses: Vec<_> = (0..10)
+        .map(|_| {
+            let (url, token) = (stack.url.clone(), token.clone());
+            tokio::spawn(async move {
+                let body = json!({"email": OWNER, "code": wrong, "token": token});
+                Browser::new(&url).post("/console/api/forgot-password/validity", body).await.0
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.expect("join"));
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [400, 400, 400, 400, 400, 429, 429, 429, 429, 429]);
+    // Locked now, even with the right code.
+    let body = json!({"email": OWNER, "code": code, "token": token});
+    let (status, reply) = Browser::new(&stack.url).post("/console/api/forgot-password/validity", body).await;
+    assert_eq!((status, reply["code"].as_str()), (429, Some("email_password_reset_limit")));
+}

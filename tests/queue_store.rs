@@ -100,11 +100,11 @@ async fn priority_queues_first(store: JobStore) {
 
 async fn delayed_jobs_wait(store: JobStore) {
     let mut spec = job("mail", 1);
-    spec.delay = Duration::from_millis(400);
+    spec.delay = Duration::from_millis(1000);
     store.push(&[spec]).await.expect("push");
     assert!(store.fetch("w1", &queues(&["mail"]), 10, LEASE).await.expect("fetch").is_empty());
     assert_eq!(counts(&store, "mail").await.delayed, 1);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(store.fetch("w1", &queues(&["mail"]), 10, LEASE).await.expect("fetch").len(), 1);
 }
 
@@ -141,9 +141,9 @@ async fn retries_then_dead_with_last_error(store: JobStore) {
 async fn a_dead_workers_jobs_are_redelivered_and_its_acks_rejected(store: JobStore) {
     store.push(&[job("mail", 1)]).await.expect("push");
     let q = queues(&["mail"]);
-    let lost = store.fetch("dead-worker", &q, 1, Duration::from_millis(200)).await.expect("fetch").remove(0);
+    let lost = store.fetch("dead-worker", &q, 1, Duration::from_millis(1000)).await.expect("fetch").remove(0);
     assert_eq!(store.reap(&q, 100).await.expect("reap").requeued, 0, "lease still valid");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     let reaped = store.reap(&q, 100).await.expect("reap");
     assert_eq!((reaped.requeued, reaped.dead), (1, 0));
     let redelivered = store.fetch("live-worker", &q, 1, LEASE).await.expect("fetch").remove(0);
@@ -161,11 +161,11 @@ async fn a_dead_workers_jobs_are_redelivered_and_its_acks_rejected(store: JobSto
 async fn renewed_leases_are_not_reaped(store: JobStore) {
     store.push(&[job("mail", 1)]).await.expect("push");
     let q = queues(&["mail"]);
-    let claimed = store.fetch("w1", &q, 1, Duration::from_millis(300)).await.expect("fetch").remove(0);
+    let claimed = store.fetch("w1", &q, 1, Duration::from_millis(1000)).await.expect("fetch").remove(0);
     for _ in 0..6 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let lost = store
-            .renew("w1", std::slice::from_ref(&claimed.id), Duration::from_millis(300))
+            .renew("w1", std::slice::from_ref(&claimed.id), Duration::from_millis(1000))
             .await
             .expect("renew");
         assert!(lost.is_empty());
@@ -186,8 +186,8 @@ async fn expired_lease_on_the_last_attempt_is_dead(store: JobStore) {
     spec.max_attempts = 1;
     store.push(&[spec]).await.expect("push");
     let q = queues(&["mail"]);
-    let claimed = store.fetch("w1", &q, 1, Duration::from_millis(50)).await.expect("fetch").remove(0);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    let claimed = store.fetch("w1", &q, 1, Duration::from_millis(1000)).await.expect("fetch").remove(0);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(store.reap(&q, 100).await.expect("reap").dead, 1);
     let info = store.inspect(&claimed.id).await.expect("inspect").expect("kept");
     assert_eq!(info.status, "dead");

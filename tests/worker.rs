@@ -187,7 +187,8 @@ async fn sigterm_finishes_in_flight_jobs_and_hands_back_the_rest() {
         (0..20).map(|_| probe("mail", json!({"sleep_ms": 1500, "log": true}))).collect();
     store.push(&specs).await.expect("push");
     let dir = workdir();
-    let mut process = worker(dir.path(), &env, &[("CELERY_WORKER_AMOUNT", "2")]);
+    let prefetch = [("CELERY_WORKER_AMOUNT", "2"), ("CELERY_PREFETCH_MULTIPLIER", "10")];
+    let mut process = worker(dir.path(), &env, &prefetch);
     // Both slots busy, the other 18 claimed but not started.
     let deadline = Instant::now() + Duration::from_secs(30);
     while store.counts(&["mail".to_owned()]).await.expect("counts").remove(0).running < 20 {

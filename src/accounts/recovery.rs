@@ -116,7 +116,10 @@ impl Accounts<'_> {
     ) -> Result<(String, String), AccountsError> {
         let email = email.trim().to_lowercase();
         let errors_key = format!("forgot_password_error_rate_limit:{email}");
-        if self.auth.count(&errors_key).await? >= MAX_CODE_ERRORS {
+        // Count the attempt before comparing, so parallel guesses cannot slip past the limit;
+        // a correct code clears the count.
+        let window = self.settings.mail.forgot_password_lockout_duration.duration();
+        if self.auth.hit(&errors_key, window).await? > MAX_CODE_ERRORS {
             return Err(AccountsError::ResetLockedOut);
         }
         let data = self.read_token(token).await?;
@@ -126,10 +129,10 @@ impl Accounts<'_> {
         if data.email != email {
             return Err(AccountsError::InvalidEmail(email));
         }
-        if data.code != code.trim() || data.account_id.is_none() {
-            self.auth
-                .hit(&errors_key, self.settings.mail.forgot_password_lockout_duration.duration())
-                .await?;
+        let given = code.trim();
+        let matches = data.code.len() == given.len()
+            && data.code.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if !matches || data.account_id.is_none() {
             return Err(AccountsError::CodeMismatch);
         }
         // Only one caller can take the token, so a code is good once.

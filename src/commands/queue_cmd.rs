@@ -176,18 +176,12 @@ async fn execute(settings: &Settings, store: &JobStore, action: QueueAction) -> 
                 Some(queue) => vec![queue],
                 None => settings.worker_queues(),
             };
+            // Take the dead ids once: jobs that die again while this runs stay dead.
             let mut total = 0;
             for queue in queues {
-                loop {
-                    let ids = store.list(&queue, "dead", 1000).await.map_err(err)?;
-                    if ids.is_empty() {
-                        break;
-                    }
-                    let moved = store.retry_dead(&ids).await.map_err(err)?;
-                    total += moved;
-                    if moved == 0 {
-                        break;
-                    }
+                let ids = store.list(&queue, "dead", 1_000_000).await.map_err(err)?;
+                for chunk in ids.chunks(1000) {
+                    total += store.retry_dead(chunk).await.map_err(err)?;
                 }
             }
             Ok(format!("{total} dead job(s) queued again with fresh attempts"))

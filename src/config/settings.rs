@@ -306,7 +306,8 @@ section! {
         max_workers: Option<PositiveCount> = "CELERY_MAX_WORKERS" => "";
         /// Lower bound of autoscaling; recognised and ignored (kiln's concurrency is fixed).
         min_workers: Option<PositiveCount> = "CELERY_MIN_WORKERS" => "";
-        /// Jobs claimed per fetch for each unit of concurrency (Celery's prefetch multiplier).
+        /// Jobs a worker claims ahead per unit of concurrency (Celery's prefetch multiplier);
+        /// raise it for many short jobs (throughput), keep 1 for long ones (fair spread).
         prefetch_multiplier: PositiveCount = "CELERY_PREFETCH_MULTIPLIER" => "1";
         /// Key prefix (a Redis hash tag) of kiln's queue keys.
         prefix: String = "KILN_QUEUE_PREFIX" => "kiln";

@@ -62,11 +62,13 @@ fn keep_leadership(
     me: String,
     lease: Duration,
     leading: Arc<AtomicBool>,
+    took_over: Arc<tokio::sync::Notify>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let JobStore::Redis(redis) = store else {
             // The embedded store serves one host's processes; idempotent pushes suffice.
             leading.store(true, Ordering::SeqCst);
+            took_over.notify_one();
             return;
         };
         let mut tick = tokio::time::interval(lease / 3);
@@ -82,6 +84,7 @@ fn keep_leadership(
             if now_leading != leading.swap(now_leading, Ordering::SeqCst) {
                 if now_leading {
                     tracing::info!(beat = %me, "this beat now leads and fires the schedule");
+                    took_over.notify_one();
                 } else {
                     tracing::info!(beat = %me, "another beat leads; standing by");
                 }
@@ -90,21 +93,35 @@ fn keep_leadership(
     })
 }
 
-async fn fire(store: &JobStore, entry: &Entry, at: DateTime<Utc>) {
+/// Enqueues one tick, retrying while the store is unreachable (the idempotency key makes a
+/// retry safe) until `give_up`, so a short outage delays a tick instead of losing it.
+async fn fire(store: &JobStore, entry: &Entry, at: DateTime<Utc>, give_up: DateTime<Utc>) {
     let mut spec = JobSpec::new(entry.queue, entry.task, b"{}".to_vec());
     spec.idempotency = Some((format!("beat:{}:{}", entry.name, at.to_rfc3339()), FIRE_KEY_TTL));
-    match store.push(&[spec]).await {
-        Ok(pushed) => match pushed.first() {
-            Some(Pushed::New(id)) => {
-                tracing::info!(entry = entry.name, task = entry.task, scheduled = %at, job = %id, "fired")
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match store.push(std::slice::from_ref(&spec)).await {
+            Ok(pushed) => {
+                match pushed.first() {
+                    Some(Pushed::New(id)) => {
+                        tracing::info!(entry = entry.name, task = entry.task, scheduled = %at, job = %id, "fired")
+                    }
+                    Some(Pushed::Duplicate(id)) => {
+                        tracing::info!(entry = entry.name, scheduled = %at, job = %id, "already fired by another beat")
+                    }
+                    None => {}
+                }
+                return;
             }
-            Some(Pushed::Duplicate(id)) => {
-                tracing::info!(entry = entry.name, scheduled = %at, job = %id, "already fired by another beat")
+            Err(error) if Utc::now() < give_up => {
+                tracing::warn!(entry = entry.name, scheduled = %at, %error, "could not enqueue the tick; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
             }
-            None => {}
-        },
-        Err(error) => {
-            tracing::error!(entry = entry.name, scheduled = %at, %error, "could not enqueue the tick")
+            Err(error) => {
+                tracing::error!(entry = entry.name, scheduled = %at, %error, "could not enqueue the tick; giving up on it");
+                return;
+            }
         }
     }
 }
@@ -132,8 +149,14 @@ pub async fn run_with(ctx: RoleContext, store: JobStore, stop: Shutdown) -> Resu
         "kiln beat is scheduling"
     );
     let leading = Arc::new(AtomicBool::new(false));
-    let keeper = keep_leadership(store.clone(), me.clone(), lease, leading.clone());
+    let took_over = Arc::new(tokio::sync::Notify::new());
+    let keeper = keep_leadership(store.clone(), me.clone(), lease, leading.clone(), took_over.clone());
     let mut next: Vec<Option<DateTime<Utc>>> = entries.iter().map(|e| e.next_after(Utc::now())).collect();
+    // Ticks that came while another beat led. A new leader fires the recent ones (the old
+    // leader may have died before firing them; idempotency drops those it did fire), so a
+    // handover loses no tick.
+    let mut missed: Vec<(usize, DateTime<Utc>)> = Vec::new();
+    let horizon = chrono::Duration::from_std(lease * 2).unwrap_or(chrono::Duration::seconds(30));
     loop {
         let Some((index, at)) =
             next.iter().enumerate().filter_map(|(i, t)| t.map(|t| (i, t))).min_by_key(|(_, t)| *t)
@@ -145,10 +168,22 @@ pub async fn run_with(ctx: RoleContext, store: JobStore, stop: Shutdown) -> Resu
         let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
+            () = took_over.notified() => {
+                for (missed_index, missed_at) in std::mem::take(&mut missed) {
+                    if Utc::now() - missed_at <= horizon {
+                        fire(&store, &entries[missed_index], missed_at, at).await;
+                    }
+                }
+                continue;
+            }
             () = stop.clone().wait() => break,
         }
         if leading.load(Ordering::SeqCst) {
-            fire(&store, &entries[index], at).await;
+            let give_up = entries[index].next_after(at).unwrap_or(at + horizon);
+            fire(&store, &entries[index], at, give_up).await;
+        } else {
+            missed.retain(|(_, t)| Utc::now() - *t <= horizon);
+            missed.push((index, at));
         }
         // Schedule from now: ticks missed while paused are not replayed in bulk.
         next[index] = entries[index].next_after(at.max(Utc::now() - chrono::Duration::milliseconds(1)));

@@ -33,7 +33,9 @@ pub fn backend_settings(settings: &Settings, worker_id: String) -> BackendSettin
     BackendSettings {
         worker_id,
         queues: settings.worker_queues(),
-        batch: (concurrency * q.prefetch_multiplier.0 * 32).clamp(1, 512) as usize,
+        // Celery's meaning: each process reserves concurrency × prefetch multiplier jobs, so
+        // long jobs spread over replicas; raise CELERY_PREFETCH_MULTIPLIER for short jobs.
+        batch: (concurrency * q.prefetch_multiplier.0).clamp(1, 1000) as usize,
         lease: Duration::from_secs(u64::from(q.lease_seconds.0)),
         idle_poll: Duration::from_millis(200),
         backoff_base: Duration::from_secs(1),

@@ -369,7 +369,12 @@ impl EmbeddedStore {
     /// Trims finished jobs of `queues` by age and count.
     pub async fn trim(&self, queues: &[String], retention: Retention) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut deleted = 0;
+        // Expired idempotency keys are only overwritten on reuse; sweep the rest.
+        let mut deleted = sqlx::query("DELETE FROM job_idempotency WHERE expires_at <= ?")
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         for queue in queues {
             deleted += trim_queue(&mut tx, queue, retention, now_ms()).await?;
         }
