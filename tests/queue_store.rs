@@ -152,10 +152,25 @@ async fn a_dead_workers_jobs_are_redelivered_and_its_acks_rejected(store: JobSto
     let stale = store.ack("dead-worker", &[done(&lost)], Retention::default()).await.expect("ack");
     assert_eq!((stale.accepted, stale.stale), (0, 1));
     assert_eq!(counts(&store, "mail").await.running, 1);
-    let not_owned = store.renew("dead-worker", std::slice::from_ref(&lost.id), LEASE).await.expect("renew");
+    let not_owned =
+        store.renew("dead-worker", &[(lost.id.clone(), lost.attempt)], LEASE).await.expect("renew");
     assert_eq!(not_owned, vec![lost.id.clone()]);
     let ok = store.ack("live-worker", &[done(&redelivered)], Retention::default()).await.expect("ack");
     assert_eq!(ok.accepted, 1);
+}
+
+async fn a_reclaimed_job_is_renewed_only_for_its_new_attempt(store: JobStore) {
+    store.push(&[job("mail", 1)]).await.expect("push");
+    let q = queues(&["mail"]);
+    let first = store.fetch("w1", &q, 1, Duration::from_millis(1000)).await.expect("fetch").remove(0);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(store.reap(&q, 100).await.expect("reap").requeued, 1);
+    let second = store.fetch("w1", &q, 1, LEASE).await.expect("fetch").remove(0);
+    assert_eq!((second.id.as_str(), second.attempt), (first.id.as_str(), 2));
+    let lost = store.renew("w1", &[(first.id.clone(), 1)], LEASE).await.expect("renew");
+    assert_eq!(lost, vec![first.id.clone()], "the old claim is gone");
+    let kept = store.renew("w1", &[(second.id.clone(), 2)], LEASE).await.expect("renew");
+    assert!(kept.is_empty());
 }
 
 async fn renewed_leases_are_not_reaped(store: JobStore) {
@@ -165,7 +180,7 @@ async fn renewed_leases_are_not_reaped(store: JobStore) {
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let lost = store
-            .renew("w1", std::slice::from_ref(&claimed.id), Duration::from_millis(1000))
+            .renew("w1", &[(claimed.id.clone(), claimed.attempt)], Duration::from_millis(1000))
             .await
             .expect("renew");
         assert!(lost.is_empty());
@@ -176,7 +191,7 @@ async fn renewed_leases_are_not_reaped(store: JobStore) {
         "a job longer than its lease is not duplicated"
     );
     assert_eq!(
-        store.renew("someone-else", std::slice::from_ref(&claimed.id), LEASE).await.expect("renew"),
+        store.renew("someone-else", &[(claimed.id.clone(), claimed.attempt)], LEASE).await.expect("renew"),
         [claimed.id]
     );
 }
@@ -286,7 +301,7 @@ macro_rules! conformance {
             use super::*;
             conformance!(@tests $fixture:
                 push_fetch_ack, priority_queues_first, delayed_jobs_wait, retries_then_dead_with_last_error,
-                a_dead_workers_jobs_are_redelivered_and_its_acks_rejected, renewed_leases_are_not_reaped,
+                a_dead_workers_jobs_are_redelivered_and_its_acks_rejected, renewed_leases_are_not_reaped, a_reclaimed_job_is_renewed_only_for_its_new_attempt,
                 expired_lease_on_the_last_attempt_is_dead, released_jobs_go_back_in_order_with_their_attempt,
                 idempotency_keys_enqueue_once, finished_jobs_are_trimmed, fifty_thousand_due_at_once_drain,
                 concurrent_fetchers_never_share_a_job);

@@ -7,7 +7,7 @@
 //! backoff, or dead with the error; a panic is dead, never a dead worker), and acks are
 //! written in batches. Store errors are retried inside the backend and never end the worker.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -79,7 +79,8 @@ enum FetchState {
     Waiting(BoxFuture<'static, ()>),
 }
 
-type Owned = Arc<Mutex<HashSet<String>>>;
+/// Claims this worker holds (buffered or running): id → attempt.
+type Owned = Arc<Mutex<HashMap<String, u32>>>;
 
 /// An apalis backend over a [`JobStore`].
 pub struct StoreBackend {
@@ -173,7 +174,11 @@ impl StoreBackend {
                     }
                     if let Ok(mut owned) = owned.lock() {
                         for ack in &acks {
-                            owned.remove(&ack.id);
+                            // Only the claim this ack finishes; a newer claim of the same job
+                            // (after a lost lease) keeps being renewed.
+                            if owned.get(&ack.id) == Some(&ack.attempt) {
+                                owned.remove(&ack.id);
+                            }
                         }
                     }
                 }
@@ -190,14 +195,24 @@ impl StoreBackend {
             let mut reap_tick = 0u32;
             loop {
                 tick.tick().await;
-                let ids: Vec<String> = owned.lock().map(|o| o.iter().cloned().collect()).unwrap_or_default();
-                if !ids.is_empty() {
-                    match store.renew(&worker, &ids, lease).await {
+                let claims: Vec<(String, u32)> = owned
+                    .lock()
+                    .map(|o| o.iter().map(|(id, a)| (id.clone(), *a)).collect())
+                    .unwrap_or_default();
+                if !claims.is_empty() {
+                    match store.renew(&worker, &claims, lease).await {
                         Ok(lost) if !lost.is_empty() => {
                             tracing::warn!(
                                 lost = lost.len(),
                                 "lost the lease of running jobs; they may run twice"
                             );
+                            if let Ok(mut owned) = owned.lock() {
+                                for (id, attempt) in claims.iter().filter(|(id, _)| lost.contains(id)) {
+                                    if owned.get(id) == Some(attempt) {
+                                        owned.remove(id);
+                                    }
+                                }
+                            }
                         }
                         Ok(_) => {}
                         Err(error) => tracing::warn!(%error, "could not renew job leases; retrying"),
@@ -305,7 +320,7 @@ impl Backend for StoreBackend {
                     }
                     self.fetch = FetchState::Idle;
                     if let Ok(mut owned) = self.owned.lock() {
-                        owned.extend(claimed.iter().map(|c| c.id.clone()));
+                        owned.extend(claimed.iter().map(|c| (c.id.clone(), c.attempt)));
                     }
                     self.buffer.extend(claimed.into_iter().map(Self::task_of));
                 }

@@ -200,23 +200,32 @@ impl EmbeddedStore {
     pub async fn renew(
         &self,
         worker: &str,
-        ids: &[String],
+        claims: &[(String, u32)],
         lease: Duration,
     ) -> Result<Vec<String>, StoreError> {
-        if ids.is_empty() {
+        if claims.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "UPDATE jobs SET lease_until = ? WHERE owner = ? AND status = 'running' AND id IN ({}) RETURNING id",
-            placeholders(ids.len())
-        );
-        let mut query =
-            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(now_ms() + ms(lease)).bind(worker);
-        for id in ids {
-            query = query.bind(id);
+        let until = now_ms() + ms(lease);
+        let mut lost = Vec::new();
+        let mut tx = self.pool.begin().await?;
+        for (id, attempt) in claims {
+            let renewed = sqlx::query(
+                "UPDATE jobs SET lease_until = ? WHERE id = ? AND owner = ? AND attempts = ? AND status = 'running'",
+            )
+            .bind(until)
+            .bind(id)
+            .bind(worker)
+            .bind(i64::from(*attempt))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if renewed == 0 {
+                lost.push(id.clone());
+            }
         }
-        let kept = query.fetch_all(&self.pool).await?;
-        Ok(ids.iter().filter(|id| !kept.contains(id)).cloned().collect())
+        tx.commit().await?;
+        Ok(lost)
     }
 
     pub async fn reap(&self, queues: &[String], limit: usize) -> Result<ReapReport, StoreError> {

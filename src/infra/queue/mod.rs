@@ -290,14 +290,14 @@ impl JobStore {
         dispatch!(self, s => s.ack(worker, acks, retention).await)
     }
 
-    /// Extends the leases of `ids`; returns those the worker no longer owns.
+    /// Extends the leases of claims `(id, attempt)`; returns the ids whose claim is lost.
     pub async fn renew(
         &self,
         worker: &str,
-        ids: &[String],
+        claims: &[(String, u32)],
         lease: Duration,
     ) -> Result<Vec<String>, StoreError> {
-        dispatch!(self, s => s.renew(worker, ids, lease).await)
+        dispatch!(self, s => s.renew(worker, claims, lease).await)
     }
 
     /// Re-delivers jobs whose lease expired.

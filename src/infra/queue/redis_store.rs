@@ -215,14 +215,17 @@ impl RedisStore {
     pub async fn renew(
         &self,
         worker: &str,
-        ids: &[String],
+        claims: &[(String, u32)],
         lease: Duration,
     ) -> Result<Vec<String>, StoreError> {
-        if ids.is_empty() {
+        if claims.is_empty() {
             return Ok(Vec::new());
         }
         let mut invocation = self.scripts.renew.prepare_invoke();
-        invocation.arg(&self.prefix).arg(worker).arg(ms(lease)).arg(ids);
+        invocation.arg(&self.prefix).arg(worker).arg(ms(lease));
+        for (id, attempt) in claims {
+            invocation.arg(id).arg(*attempt);
+        }
         Ok(invocation.invoke_async(&mut self.conn.clone()).await?)
     }
 
