@@ -644,6 +644,15 @@ async fn forgot_password_flow(stack: &Stack, smtp: &common::SmtpStandIn) {
     assert_eq!(smtp.count(), 1);
 }
 
+/// A SQLite stack whose mail goes to a fresh SMTP stand-in.
+async fn mail_stack(extra: &[(&str, &str)]) -> (Stack, common::SmtpStandIn) {
+    let smtp = common::SmtpStandIn::start().await;
+    let env = mail_env(&smtp);
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.extend_from_slice(extra);
+    (Stack::sqlite(&all).await, smtp)
+}
+
 fn mail_env(smtp: &common::SmtpStandIn) -> Vec<(&'static str, String)> {
     vec![
         ("MAIL_TYPE", "smtp".to_owned()),
@@ -655,10 +664,7 @@ fn mail_env(smtp: &common::SmtpStandIn) -> Vec<(&'static str, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forgot_password_mails_a_code_through_the_worker_on_sqlite() {
-    let smtp = common::SmtpStandIn::start().await;
-    let env = mail_env(&smtp);
-    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let stack = Stack::sqlite(&extra).await;
+    let (stack, smtp) = mail_stack(&[]).await;
     forgot_password_flow(&stack, &smtp).await;
 }
 
@@ -772,11 +778,7 @@ async fn owners_list_change_and_remove_members() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invited_people_get_a_mail_activate_and_sign_in() {
-    let smtp = common::SmtpStandIn::start().await;
-    let env = mail_env(&smtp);
-    let mut extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    extra.push(("CONSOLE_WEB_URL", "http://console.example.com"));
-    let stack = Stack::sqlite(&extra).await;
+    let (stack, smtp) = mail_stack(&[("CONSOLE_WEB_URL", "http://console.example.com")]).await;
     let mut owner = stack.setup_owner().await;
     assert_eq!(owner.login(OWNER, PASSWORD).await.0, 200);
 
@@ -859,10 +861,7 @@ async fn invited_people_get_a_mail_activate_and_sign_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_reset_code_guesses_stop_at_five() {
-    let smtp = common::SmtpStandIn::start().await;
-    let env = mail_env(&smtp);
-    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let stack = Stack::sqlite(&extra).await;
+    let (stack, smtp) = mail_stack(&[]).await;
     stack.setup_owner().await;
     let (status, body) =
         Browser::new(&stack.url).post("/console/api/forgot-password", json!({"email": OWNER})).await;

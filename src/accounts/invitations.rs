@@ -86,13 +86,7 @@ impl Accounts<'_> {
         if !membership.role.is_privileged() {
             return Err(AccountsError::Forbidden);
         }
-        let role = match role {
-            "admin" => TenantRole::Admin,
-            "editor" => TenantRole::Editor,
-            "normal" => TenantRole::Normal,
-            "dataset_operator" => TenantRole::DatasetOperator,
-            _ => return Err(AccountsError::InvalidRole),
-        };
+        let role = TenantRole::assignable(role).ok_or(AccountsError::InvalidRole)?;
         let ttl = Duration::from_secs(u64::from(self.settings.auth.invite_expiry_hours.0) * 3600);
         let web = self.console_web_url();
         let mut results = Vec::with_capacity(emails.len());

@@ -86,6 +86,17 @@ impl TenantRole {
         }
     }
 
+    /// A role that can be given to a member (every role but owner); `None` otherwise.
+    pub fn assignable(raw: &str) -> Option<Self> {
+        match raw {
+            "admin" => Some(TenantRole::Admin),
+            "editor" => Some(TenantRole::Editor),
+            "normal" => Some(TenantRole::Normal),
+            "dataset_operator" => Some(TenantRole::DatasetOperator),
+            _ => None,
+        }
+    }
+
     /// Owners and admins manage the workspace itself.
     pub fn is_privileged(self) -> bool {
         matches!(self, TenantRole::Owner | TenantRole::Admin)

@@ -501,13 +501,7 @@ impl Accounts<'_> {
         target: Uuid,
         role: &str,
     ) -> Result<(), AccountsError> {
-        let role = match role {
-            "admin" => TenantRole::Admin,
-            "editor" => TenantRole::Editor,
-            "normal" => TenantRole::Normal,
-            "dataset_operator" => TenantRole::DatasetOperator,
-            _ => return Err(AccountsError::InvalidRole),
-        };
+        let role = TenantRole::assignable(role).ok_or(AccountsError::InvalidRole)?;
         self.check_member_change(actor, membership, target).await?;
         repo::set_member_role(self.db, membership.tenant.id, target, role).await?;
         Ok(())
