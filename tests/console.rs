@@ -889,3 +889,37 @@ async fn parallel_reset_code_guesses_stop_at_five() {
     let (status, reply) = Browser::new(&stack.url).post("/console/api/forgot-password/validity", body).await;
     assert_eq!((status, reply["code"].as_str()), (429, Some("email_password_reset_limit")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_code_login_signs_in_with_the_mailed_code() {
+    let (disabled, _smtp_unused) = mail_stack(&[]).await;
+    disabled.setup_owner().await;
+    let (status, body) =
+        Browser::new(&disabled.url).post("/console/api/email-code-login", json!({"email": OWNER})).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("email_code_login_disabled")));
+
+    let (stack, smtp) = mail_stack(&[("ENABLE_EMAIL_CODE_LOGIN", "true")]).await;
+    stack.setup_owner().await;
+    let mut browser = Browser::new(&stack.url);
+    let (status, body) =
+        browser.post("/console/api/email-code-login", json!({"email": "ghost@example.com"})).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("account_not_found")));
+    let (status, body) = browser.post("/console/api/email-code-login", json!({"email": OWNER})).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["data"].as_str().expect("token").to_owned();
+    let message = smtp.wait_for_message(1, Duration::from_secs(30)).await;
+    let start = message.find("sign-in code is: ").expect("code") + "sign-in code is: ".len();
+    let code = message[start..start + 6].to_owned();
+    use base64::Engine;
+    let encode = |c: &str| base64::engine::general_purpose::STANDARD.encode(c);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let check = |c: &str| json!({"email": OWNER, "code": encode(c), "token": token});
+    let (status, body) = browser.post("/console/api/email-code-login/validity", check(wrong)).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("email_code_error")));
+    let (status, body) = browser.post("/console/api/email-code-login/validity", check(&code)).await;
+    assert_eq!((status, &body), (200, &json!({"result": "success"})));
+    assert!(browser.cookies.contains_key("access_token") && browser.cookies.contains_key("csrf_token"));
+    assert_eq!(browser.get("/console/api/account/profile").await.1["email"], "owner@example.com");
+    let (status, _) = browser.post("/console/api/email-code-login/validity", check(&code)).await;
+    assert_eq!(status, 400, "a code works once");
+}

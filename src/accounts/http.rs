@@ -49,6 +49,11 @@ impl From<AccountsError> for ApiError {
             E::InvalidToken => (StatusCode::UNAUTHORIZED, "unauthorized"),
             E::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             E::AlreadyActivated => (StatusCode::FORBIDDEN, "already_activate"),
+            E::EmailCodeLoginDisabled => (StatusCode::FORBIDDEN, "email_code_login_disabled"),
+            E::EmailCodeRateLimited => {
+                (StatusCode::TOO_MANY_REQUESTS, "email_code_login_rate_limit_exceeded")
+            }
+            E::EmailCodeLockedOut => (StatusCode::TOO_MANY_REQUESTS, "email_code_login_limit"),
             E::CannotOperateSelf => (StatusCode::BAD_REQUEST, "cannot-operate-self"),
             E::MemberNotFound => (StatusCode::NOT_FOUND, "member-not-found"),
             E::InvalidRole => (StatusCode::BAD_REQUEST, "invalid-role"),
@@ -228,6 +233,8 @@ pub fn routes() -> Router<AppState> {
         .route("/workspaces/current/members/invite-email", post(invite_members))
         .route("/activate/check", get(activate_check))
         .route("/activate", post(activate))
+        .route("/email-code-login", post(email_code_login))
+        .route("/email-code-login/validity", post(email_code_login_validity))
         .route("/forgot-password", post(forgot_password))
         .route("/forgot-password/validity", post(forgot_password_validity))
         .route("/forgot-password/resets", post(forgot_password_resets))
@@ -619,4 +626,39 @@ async fn activate(
         })
         .await?;
     Ok(Json(json!({"result": "success"})))
+}
+
+#[derive(Deserialize)]
+struct CodeLoginRequest {
+    email: String,
+    language: Option<String>,
+}
+
+async fn email_code_login(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<CodeLoginRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let token =
+        accounts(&state).send_login_code(&body.email, body.language.as_deref(), state.jobs.get()).await?;
+    Ok(Json(json!({"result": "success", "data": token})))
+}
+
+#[derive(Deserialize)]
+struct CodeValidityRequest {
+    email: String,
+    code: String,
+    token: String,
+}
+
+async fn email_code_login_validity(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CodeValidityRequest>,
+) -> Result<Response, ApiError> {
+    let accounts = accounts(&state);
+    let account = accounts
+        .login_with_code(&body.email, &body.code, &body.token, client_ip(&headers).as_deref())
+        .await?;
+    let session = accounts.issue_session(account.id, &state.secret_key).await?;
+    Ok(with_cookies(json!({"result": "success"}), StatusCode::OK, session_cookies(&state.settings, &session)))
 }

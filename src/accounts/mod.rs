@@ -1,5 +1,6 @@
 //! Accounts, workspaces (tenants), membership and console authentication.
 
+pub mod email_login;
 pub mod http;
 pub mod invitations;
 pub mod keys;

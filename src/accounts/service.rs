@@ -58,6 +58,12 @@ pub enum AccountsError {
     InvalidToken,
     #[error("Only the workspace owner or an admin can do this.")]
     Forbidden,
+    #[error("Email code login is disabled (ENABLE_EMAIL_CODE_LOGIN).")]
+    EmailCodeLoginDisabled,
+    #[error("Too many sign-in codes; please wait before asking again.")]
+    EmailCodeRateLimited,
+    #[error("Too many incorrect sign-in codes. Please try again later.")]
+    EmailCodeLockedOut,
     #[error("The invitation is invalid, expired or already used.")]
     AlreadyActivated,
     #[error("Cannot operate on yourself.")]

@@ -225,6 +225,10 @@ section! {
         refresh_token_expire_days: Days = "REFRESH_TOKEN_EXPIRE_DAYS" => "30";
         /// Seconds an email stays locked after 5 failed logins.
         login_lockout_duration: Seconds = "LOGIN_LOCKOUT_DURATION" => "86400";
+        /// Let people sign in with a code mailed to them (needs MAIL_TYPE).
+        enable_email_code_login: bool = "ENABLE_EMAIL_CODE_LOGIN" => "false";
+        /// Minutes a sign-in code stays valid.
+        email_code_login_token_expiry_minutes: PositiveCount = "EMAIL_CODE_LOGIN_TOKEN_EXPIRY_MINUTES" => "5";
         /// Hours a workspace invitation stays valid.
         invite_expiry_hours: PositiveCount = "INVITE_EXPIRY_HOURS" => "72";
         /// Domain for the console cookies when console and API are on different subdomains,

@@ -62,3 +62,23 @@ pub async fn send_invite_member_mail(
     tracing::info!(job = %ctx.job_id, "sent a workspace invitation");
     Ok(())
 }
+
+/// `send_email_code_login_mail_task`: a sign-in code.
+pub async fn send_email_code_login_mail(
+    services: Arc<TaskServices>,
+    mail: ResetMail,
+    ctx: TaskContext,
+) -> Result<(), TaskError> {
+    let Some(mailer) = &services.mailer else {
+        return Err(TaskError::Permanent("mail is not configured (MAIL_TYPE, SMTP_*) on this worker".into()));
+    };
+    let text = format!("Your sign-in code is: {}\n\nThe code expires in a few minutes.\n", mail.code);
+    let html =
+        format!("<p>Your sign-in code is:</p><p style=\"font-size:24px;font-weight:bold\">{}</p>", mail.code);
+    mailer.send(&mail.to, "Sign in to Dify", text, html).await.map_err(|e| match e {
+        crate::infra::mail::MailError::Send(message) => TaskError::Transient(message),
+        other => TaskError::Permanent(other.to_string()),
+    })?;
+    tracing::info!(job = %ctx.job_id, "sent a sign-in code");
+    Ok(())
+}

@@ -134,6 +134,10 @@ pub fn registry(services: Arc<TaskServices>) -> TaskRegistry {
         mail::send_invite_member_mail(s.clone(), args, ctx)
     });
     let s = with(&services);
+    registry.register(crate::accounts::email_login::MAIL_TASK, move |args, ctx| {
+        mail::send_email_code_login_mail(s.clone(), args, ctx)
+    });
+    let s = with(&services);
     registry.register(maintenance::QUEUE_MONITOR, move |args, ctx| {
         maintenance::queue_monitor(s.clone(), args, ctx)
     });
