@@ -123,7 +123,8 @@ async fn ready_is_503_naming_the_database_when_postgres_is_unreachable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
-    let mut api = api_behind_proxy(&[]).await;
+    // One pooled connection, so the delayed reply is the one /ready waits for.
+    let mut api = api_behind_proxy(&[("SQLALCHEMY_POOL_SIZE", "1")]).await;
     let url = api.url.clone();
     let client = common::http();
     assert_eq!(client.get(format!("{url}/ready")).send().await.expect("ready").status(), 200);
@@ -133,14 +134,19 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     let slow = tokio::spawn({
         let client = client.clone();
         let url = url.clone();
-        async move { client.get(format!("{url}/ready")).send().await }
+        async move {
+            let started = std::time::Instant::now();
+            let response = client.get(format!("{url}/ready")).send().await;
+            (response, started.elapsed())
+        }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     api.server.terminate();
     api.server.wait_for_log("finishing in-flight requests", Duration::from_secs(10));
 
-    let response = slow.await.expect("join").expect("in-flight request completed");
-    assert_eq!(response.status(), 200);
+    let (response, took) = slow.await.expect("join");
+    assert_eq!(response.expect("in-flight request completed").status(), 200);
+    assert!(took >= Duration::from_millis(1200), "the request was still running at SIGTERM ({took:?})");
     let status = api.server.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "exit {status}:\n{}", api.server.log());
     // Once stopped, the port no longer accepts requests.

@@ -143,6 +143,10 @@ pub async fn serve(
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
+        tracing::info!(
+            grace_s = grace.as_secs(),
+            "no longer accepting connections; finishing in-flight requests"
+        );
         let _ = stopping_tx.send(());
     });
     let grace_expired = async move {
@@ -150,10 +154,6 @@ pub async fn serve(
             // The server ended on its own; nothing to time.
             std::future::pending::<()>().await;
         }
-        tracing::info!(
-            grace_s = grace.as_secs(),
-            "no longer accepting connections; finishing in-flight requests"
-        );
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
