@@ -239,6 +239,20 @@ async fn finished_jobs_are_trimmed(store: JobStore) {
     store.ack("w1", &claimed.iter().map(done).collect::<Vec<_>>(), retention).await.expect("ack");
     assert_eq!(counts(&store, "mail").await.done, 4);
     assert!(store.inspect(&claimed[0].id).await.expect("inspect").is_none(), "oldest trimmed");
+
+    // Dead jobs go by age too, on the periodic trim.
+    store.push(&[job("mail", 1), job("mail", 2)]).await.expect("push");
+    let claimed = store.fetch("w1", &queues(&["mail"]), 2, LEASE).await.expect("fetch");
+    let dead: Vec<Ack> = claimed
+        .iter()
+        .map(|c| Ack { id: c.id.clone(), attempt: c.attempt, outcome: Outcome::Dead { error: "x".into() } })
+        .collect();
+    store.ack("w1", &dead, Retention::default()).await.expect("ack");
+    assert_eq!(counts(&store, "mail").await.dead, 2);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let young = Retention { dead_age: Duration::from_millis(5), ..Retention::default() };
+    assert!(store.trim(&queues(&["mail"]), young).await.expect("trim") >= 2);
+    assert_eq!(counts(&store, "mail").await.dead, 0);
 }
 
 async fn fifty_thousand_due_at_once_drain(store: JobStore) {

@@ -327,6 +327,8 @@ section! {
         done_max: PositiveCount = "KILN_JOB_DONE_MAX" => "10000";
         /// Dead jobs kept per queue.
         dead_max: PositiveCount = "KILN_JOB_DEAD_MAX" => "10000";
+        /// Seconds dead jobs are kept for inspection and retry.
+        dead_retention: Seconds = "KILN_JOB_DEAD_RETENTION" => "604800";
     }
 }
 

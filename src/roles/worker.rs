@@ -44,6 +44,7 @@ pub fn backend_settings(settings: &Settings, worker_id: String) -> BackendSettin
             done_age: q.done_retention.duration(),
             done_max: u64::from(q.done_max.0),
             dead_max: u64::from(q.dead_max.0),
+            dead_age: q.dead_retention.duration(),
         },
         default_max_attempts: q.max_attempts.0,
     }

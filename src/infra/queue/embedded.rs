@@ -400,12 +400,15 @@ async fn trim_queue(
     retention: Retention,
     now: i64,
 ) -> Result<u64, StoreError> {
-    let mut deleted = sqlx::query("DELETE FROM jobs WHERE queue = ? AND status = 'done' AND finished_at < ?")
-        .bind(queue)
-        .bind(now - ms(retention.done_age))
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+    let mut deleted = sqlx::query(
+        "DELETE FROM jobs WHERE queue = ? AND ((status = 'done' AND finished_at < ?) OR (status = 'dead' AND finished_at < ?))",
+    )
+    .bind(queue)
+    .bind(now - ms(retention.done_age))
+    .bind(now - ms(retention.dead_age))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
     for (status, keep) in [("done", retention.done_max), ("dead", retention.dead_max)] {
         deleted += sqlx::query(
             "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND status = ? \

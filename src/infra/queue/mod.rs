@@ -194,11 +194,18 @@ pub struct Retention {
     pub done_max: u64,
     /// At most this many dead jobs per queue.
     pub dead_max: u64,
+    /// Dead jobs older than this are deleted.
+    pub dead_age: Duration,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Self { done_age: Duration::from_secs(24 * 3600), done_max: 10_000, dead_max: 10_000 }
+        Self {
+            done_age: Duration::from_secs(24 * 3600),
+            done_max: 10_000,
+            dead_max: 10_000,
+            dead_age: Duration::from_secs(7 * 24 * 3600),
+        }
     }
 }
 

@@ -199,7 +199,8 @@ impl RedisStore {
             .arg(worker)
             .arg(ms(retention.done_age))
             .arg(retention.done_max)
-            .arg(retention.dead_max);
+            .arg(retention.dead_max)
+            .arg(ms(retention.dead_age));
         for ack in acks {
             let (kind, delay, error) = match &ack.outcome {
                 Outcome::Done => ("done", 0, ""),
@@ -355,6 +356,7 @@ impl RedisStore {
             .arg(ms(retention.done_age))
             .arg(retention.done_max)
             .arg(retention.dead_max)
+            .arg(ms(retention.dead_age))
             .arg(queues);
         Ok(invocation.invoke_async(&mut self.conn.clone()).await?)
     }
