@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::model::Account;
-use super::recovery::ResetMail;
+use super::recovery::{ResetMail, codes_match, queue_code_mail, six_digits};
 use super::repo;
 use super::service::{Accounts, AccountsError, normalize_email};
-use crate::infra::queue::{JobSpec, JobStore};
+use crate::infra::queue::JobStore;
 
 /// Dify's mail task for sign-in codes.
 pub const MAIL_TASK: &str = "send_email_code_login_mail_task";
@@ -57,9 +57,7 @@ impl Accounts<'_> {
         let account = repo::find_account_by_email(self.db, &email)
             .await?
             .ok_or_else(|| AccountsError::AccountNotFound(email.clone()))?;
-        let mut bytes = [0u8; 4];
-        getrandom::fill(&mut bytes).map_err(|e| AccountsError::Hash(e.to_string()))?;
-        let code = format!("{:06}", u32::from_le_bytes(bytes) % 1_000_000);
+        let code = six_digits()?;
         let token = Uuid::new_v4().to_string();
         let value = serde_json::to_string(&CodeToken {
             account_id: account.id,
@@ -71,10 +69,7 @@ impl Accounts<'_> {
             Duration::from_secs(u64::from(self.settings.auth.email_code_login_token_expiry_minutes.0) * 60);
         self.auth.put_token(&token_key(&token), &value, ttl).await?;
         let mail = ResetMail { to: email, code, language: language.map(str::to_owned) };
-        let payload = serde_json::to_vec(&mail).map_err(|e| AccountsError::Hash(e.to_string()))?;
-        jobs.push(&[JobSpec::new("mail", MAIL_TASK, payload)])
-            .await
-            .map_err(|_| AccountsError::QueueUnavailable)?;
+        queue_code_mail(jobs, MAIL_TASK, &mail).await?;
         Ok(token)
     }
 
@@ -104,10 +99,7 @@ impl Accounts<'_> {
         if data.email != email {
             return Err(AccountsError::InvalidEmail(email));
         }
-        let given = code.trim();
-        let matches = data.code.len() == given.len()
-            && data.code.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-        if !matches {
+        if !codes_match(&data.code, &code) {
             return Err(AccountsError::CodeMismatch);
         }
         self.auth.take_token(&token_key(token)).await?.ok_or(AccountsError::InvalidOrExpiredToken)?;

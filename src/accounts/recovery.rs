@@ -43,10 +43,31 @@ fn token_key(token: &str) -> String {
     format!("reset_password:token:{token}")
 }
 
-fn six_digits() -> Result<String, AccountsError> {
+/// A random 6-digit code, as Dify mails them.
+pub(super) fn six_digits() -> Result<String, AccountsError> {
     let mut bytes = [0u8; 4];
     getrandom::fill(&mut bytes).map_err(|e| AccountsError::Hash(e.to_string()))?;
     Ok(format!("{:06}", u32::from_le_bytes(bytes) % 1_000_000))
+}
+
+/// Compares a stored code with a typed one without an early exit.
+pub(super) fn codes_match(stored: &str, given: &str) -> bool {
+    let given = given.trim();
+    stored.len() == given.len()
+        && stored.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// Queues a code mail (reset or sign-in) on the `mail` queue.
+pub(super) async fn queue_code_mail(
+    jobs: &JobStore,
+    task: &str,
+    mail: &ResetMail,
+) -> Result<(), AccountsError> {
+    let payload = serde_json::to_vec(mail).map_err(|e| AccountsError::Hash(e.to_string()))?;
+    jobs.push(&[JobSpec::new("mail", task, payload)])
+        .await
+        .map(drop)
+        .map_err(|_| AccountsError::QueueUnavailable)
 }
 
 impl Accounts<'_> {
@@ -99,10 +120,7 @@ impl Accounts<'_> {
             .await?;
         if account.is_some() {
             let mail = ResetMail { to: email, code, language: language.map(str::to_owned) };
-            let payload = serde_json::to_vec(&mail).map_err(|e| AccountsError::Hash(e.to_string()))?;
-            jobs.push(&[JobSpec::new("mail", MAIL_TASK, payload)])
-                .await
-                .map_err(|_| AccountsError::QueueUnavailable)?;
+            queue_code_mail(jobs, MAIL_TASK, &mail).await?;
         }
         Ok(token)
     }
@@ -129,10 +147,7 @@ impl Accounts<'_> {
         if data.email != email {
             return Err(AccountsError::InvalidEmail(email));
         }
-        let given = code.trim();
-        let matches = data.code.len() == given.len()
-            && data.code.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-        if !matches || data.account_id.is_none() {
+        if !codes_match(&data.code, code) || data.account_id.is_none() {
             return Err(AccountsError::CodeMismatch);
         }
         // Only one caller can take the token, so a code is good once.

@@ -5,15 +5,30 @@ use std::sync::Arc;
 use super::{TaskContext, TaskError, TaskServices};
 use crate::accounts::recovery::ResetMail;
 
+/// Sends one message through the worker's mailer: no mailer is permanent (retrying cannot
+/// help), a relay failure is transient.
+async fn deliver(
+    services: &TaskServices,
+    to: &str,
+    subject: &str,
+    text: String,
+    html: String,
+) -> Result<(), TaskError> {
+    let Some(mailer) = &services.mailer else {
+        return Err(TaskError::Permanent("mail is not configured (MAIL_TYPE, SMTP_*) on this worker".into()));
+    };
+    mailer.send(to, subject, text, html).await.map_err(|e| match e {
+        crate::infra::mail::MailError::Send(message) => TaskError::Transient(message),
+        other => TaskError::Permanent(other.to_string()),
+    })
+}
+
 /// `send_reset_password_mail_task`: the forgot-password code.
 pub async fn send_reset_password_mail(
     services: Arc<TaskServices>,
     mail: ResetMail,
     ctx: TaskContext,
 ) -> Result<(), TaskError> {
-    let Some(mailer) = &services.mailer else {
-        return Err(TaskError::Permanent("mail is not configured (MAIL_TYPE, SMTP_*) on this worker".into()));
-    };
     let chinese = mail.language.as_deref().is_some_and(|l| l.starts_with("zh"));
     let (subject, intro) = if chinese {
         ("重置您的 Dify 密码", "您的验证码是")
@@ -29,10 +44,7 @@ pub async fn send_reset_password_mail(
          <p>The code expires in a few minutes. If you did not ask for it, ignore this mail.</p>",
         code = mail.code
     );
-    mailer.send(&mail.to, subject, text, html).await.map_err(|e| match e {
-        crate::infra::mail::MailError::Send(message) => TaskError::Transient(message),
-        other => TaskError::Permanent(other.to_string()),
-    })?;
+    deliver(&services, &mail.to, subject, text, html).await?;
     tracing::info!(job = %ctx.job_id, "sent a password reset code");
     Ok(())
 }
@@ -43,9 +55,6 @@ pub async fn send_invite_member_mail(
     mail: crate::accounts::invitations::InviteMail,
     ctx: TaskContext,
 ) -> Result<(), TaskError> {
-    let Some(mailer) = &services.mailer else {
-        return Err(TaskError::Permanent("mail is not configured (MAIL_TYPE, SMTP_*) on this worker".into()));
-    };
     let subject = format!("Join {} on Dify", mail.workspace_name);
     let text = format!(
         "{} invited you to the workspace {}.\n\nJoin it here: {}\n",
@@ -55,10 +64,7 @@ pub async fn send_invite_member_mail(
         "<p>{} invited you to the workspace <b>{}</b>.</p><p><a href=\"{}\">Join the workspace</a></p>",
         mail.inviter_name, mail.workspace_name, mail.url
     );
-    mailer.send(&mail.to, &subject, text, html).await.map_err(|e| match e {
-        crate::infra::mail::MailError::Send(message) => TaskError::Transient(message),
-        other => TaskError::Permanent(other.to_string()),
-    })?;
+    deliver(&services, &mail.to, &subject, text, html).await?;
     tracing::info!(job = %ctx.job_id, "sent a workspace invitation");
     Ok(())
 }
@@ -69,16 +75,10 @@ pub async fn send_email_code_login_mail(
     mail: ResetMail,
     ctx: TaskContext,
 ) -> Result<(), TaskError> {
-    let Some(mailer) = &services.mailer else {
-        return Err(TaskError::Permanent("mail is not configured (MAIL_TYPE, SMTP_*) on this worker".into()));
-    };
     let text = format!("Your sign-in code is: {}\n\nThe code expires in a few minutes.\n", mail.code);
     let html =
         format!("<p>Your sign-in code is:</p><p style=\"font-size:24px;font-weight:bold\">{}</p>", mail.code);
-    mailer.send(&mail.to, "Sign in to Dify", text, html).await.map_err(|e| match e {
-        crate::infra::mail::MailError::Send(message) => TaskError::Transient(message),
-        other => TaskError::Permanent(other.to_string()),
-    })?;
+    deliver(&services, &mail.to, "Sign in to Dify", text, html).await?;
     tracing::info!(job = %ctx.job_id, "sent a sign-in code");
     Ok(())
 }
