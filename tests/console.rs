@@ -923,3 +923,37 @@ async fn email_code_login_signs_in_with_the_mailed_code() {
     let (status, _) = browser.post("/console/api/email-code-login/validity", check(&code)).await;
     assert_eq!(status, 400, "a code works once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_mails_are_limited_per_client_ip_then_the_ip_is_frozen() {
+    let (stack, _smtp) =
+        mail_stack(&[("EMAIL_SEND_IP_LIMIT_PER_MINUTE", "2"), ("ENABLE_EMAIL_CODE_LOGIN", "true")]).await;
+    stack.setup_owner().await;
+    let client = common::http();
+    let ask = |path: &'static str, email: String, forwarded: Option<&'static str>| {
+        let mut request = client.post(format!("{}{path}", stack.url)).json(&json!({"email": email}));
+        if let Some(ip) = forwarded {
+            request = request.header("X-Forwarded-For", format!("{ip}, 10.0.0.1"));
+        }
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.expect("json"))
+        }
+    };
+    // Different emails, so the per-email limit is not what stops the third: the TCP peer
+    // (127.0.0.1) is the client here.
+    for n in 0..2 {
+        let (status, body) = ask("/console/api/forgot-password", format!("user{n}@example.com"), None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = ask("/console/api/forgot-password", "user9@example.com".into(), None).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("email_send_ip_limit")), "{body}");
+    // Frozen for every code mail, sign-in codes included.
+    let (status, body) = ask("/console/api/email-code-login", OWNER.to_lowercase(), None).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("email_send_ip_limit")), "{body}");
+    // A client behind the proxy is counted by its forwarded address, not the proxy's.
+    let (status, body) =
+        ask("/console/api/forgot-password", "user5@example.com".into(), Some("203.0.113.7")).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{KilnProcess, kiln, workdir};
+use common::{KilnProcess, RedisServer, kiln, workdir};
 use kiln::infra::queue::{EmbeddedStore, JobSpec, JobStore, RedisStore};
 use serde_json::json;
 
@@ -285,62 +285,9 @@ async fn queue_admin_commands_look_into_and_repair_the_store() {
     assert!(stderr.contains("unknown queue \"nope\""), "{stderr}");
 }
 
-/// A private redis-server with an append-only file, so it can be restarted with its data.
-struct PrivateRedis {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<std::process::Child>,
-}
-
-impl PrivateRedis {
-    fn start() -> Self {
-        let port =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let mut redis = Self { port, dir: workdir(), child: None };
-        redis.launch();
-        redis
-    }
-
-    fn launch(&mut self) {
-        let child = std::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
-            .arg(self.dir.path())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_survives_a_redis_restart_and_loses_nothing() {
-    let mut redis = PrivateRedis::start();
+    let mut redis = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
     let store = JobStore::Redis(RedisStore::connect(&redis.url(), "kiln").await.expect("connect"));
     let specs: Vec<JobSpec> = (0..300).map(|_| probe("mail", json!({"sleep_ms": 5}))).collect();
     store.push(&specs).await.expect("push");

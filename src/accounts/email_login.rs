@@ -37,6 +37,7 @@ impl Accounts<'_> {
         &self,
         email: &str,
         language: Option<&str>,
+        ip: Option<&str>,
         jobs: Option<&JobStore>,
     ) -> Result<String, AccountsError> {
         if !self.is_setup().await? {
@@ -50,6 +51,7 @@ impl Accounts<'_> {
         }
         let email = normalize_email(email)?;
         let jobs = jobs.ok_or(AccountsError::QueueUnavailable)?;
+        self.check_ip_send_limit(ip).await?;
         if self.auth.hit(&format!("email_code_login_rate_limit:{email}"), SEND_WINDOW).await? > SEND_LIMIT {
             return Err(AccountsError::EmailCodeRateLimited);
         }

@@ -18,6 +18,7 @@ use super::service::{Accounts, AccountsError, Session};
 use super::tokens::Passport;
 use crate::config::Settings;
 use crate::http::AppState;
+use crate::http::client_ip::ClientIp;
 use crate::http::error::{ApiError, JsonBody};
 
 /// Cookie names, as Dify sets them.
@@ -60,6 +61,7 @@ impl From<AccountsError> for ApiError {
             E::MailNotConfigured => (StatusCode::BAD_REQUEST, "mail_not_configured"),
             E::QueueUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             E::ResetRateLimited => (StatusCode::TOO_MANY_REQUESTS, "password_reset_rate_limit_exceeded"),
+            E::EmailSendIpLimited => (StatusCode::TOO_MANY_REQUESTS, "email_send_ip_limit"),
             E::ResetLockedOut => (StatusCode::TOO_MANY_REQUESTS, "email_password_reset_limit"),
             E::CodeMismatch => (StatusCode::BAD_REQUEST, "email_code_error"),
             E::InvalidOrExpiredToken => (StatusCode::BAD_REQUEST, "invalid_or_expired_token"),
@@ -323,18 +325,9 @@ struct LoginRequest {
     remember_me: bool,
 }
 
-fn client_ip(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-}
-
 async fn login(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let _ = body.remember_me; // accepted for compatibility; cookie lifetimes come from config
@@ -346,7 +339,7 @@ async fn login(
             ApiError::coded(StatusCode::UNAUTHORIZED, "authentication_failed", "Invalid encrypted data")
         })?;
     let accounts = accounts(&state);
-    let account = match accounts.login(&body.email, &password, client_ip(&headers).as_deref()).await {
+    let account = match accounts.login(&body.email, &password, ip.as_deref()).await {
         Ok(account) => account,
         Err(AccountsError::NoWorkspace) => {
             let message = AccountsError::NoWorkspace.to_string();
@@ -450,10 +443,12 @@ struct ForgotRequest {
 
 async fn forgot_password(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<ForgotRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let token =
-        accounts(&state).forgot_password(&body.email, body.language.as_deref(), state.jobs.get()).await?;
+    let token = accounts(&state)
+        .forgot_password(&body.email, body.language.as_deref(), ip.as_deref(), state.jobs.get())
+        .await?;
     Ok(Json(json!({"result": "success", "data": token})))
 }
 
@@ -636,10 +631,12 @@ struct CodeLoginRequest {
 
 async fn email_code_login(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<CodeLoginRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let token =
-        accounts(&state).send_login_code(&body.email, body.language.as_deref(), state.jobs.get()).await?;
+    let token = accounts(&state)
+        .send_login_code(&body.email, body.language.as_deref(), ip.as_deref(), state.jobs.get())
+        .await?;
     Ok(Json(json!({"result": "success", "data": token})))
 }
 
@@ -652,13 +649,11 @@ struct CodeValidityRequest {
 
 async fn email_code_login_validity(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody<CodeValidityRequest>,
 ) -> Result<Response, ApiError> {
     let accounts = accounts(&state);
-    let account = accounts
-        .login_with_code(&body.email, &body.code, &body.token, client_ip(&headers).as_deref())
-        .await?;
+    let account = accounts.login_with_code(&body.email, &body.code, &body.token, ip.as_deref()).await?;
     let session = accounts.issue_session(account.id, &state.secret_key).await?;
     Ok(with_cookies(json!({"result": "success"}), StatusCode::OK, session_cookies(&state.settings, &session)))
 }

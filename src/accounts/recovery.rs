@@ -57,6 +57,31 @@ pub(super) fn codes_match(stored: &str, given: &str) -> bool {
         && stored.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
+/// How long an IP that asked for too many code mails is refused (Dify's freeze).
+const IP_FREEZE: Duration = Duration::from_secs(3600);
+
+impl Accounts<'_> {
+    /// Dify's per-IP send limit on code mails: more than EMAIL_SEND_IP_LIMIT_PER_MINUTE in a
+    /// minute freezes the IP for an hour. Counted before anything is sent, so parallel
+    /// requests cannot slip past it.
+    pub(super) async fn check_ip_send_limit(&self, ip: Option<&str>) -> Result<(), AccountsError> {
+        let Some(ip) = ip else {
+            return Ok(());
+        };
+        let freeze_key = format!("email_send_ip_limit_freeze:{ip}");
+        if self.auth.get_token(&freeze_key).await?.is_some() {
+            return Err(AccountsError::EmailSendIpLimited);
+        }
+        let limit = self.settings.mail.email_send_ip_limit_per_minute.0;
+        if self.auth.hit(&format!("email_send_ip_limit_minute:{ip}"), SEND_WINDOW).await? > limit {
+            tracing::warn!(ip, limit, "too many code mails from one IP; refusing it for an hour");
+            self.auth.put_token(&freeze_key, "1", IP_FREEZE).await?;
+            return Err(AccountsError::EmailSendIpLimited);
+        }
+        Ok(())
+    }
+}
+
 /// Queues a code mail (reset or sign-in) on the `mail` queue.
 pub(super) async fn queue_code_mail(
     jobs: &JobStore,
@@ -94,6 +119,7 @@ impl Accounts<'_> {
         &self,
         email: &str,
         language: Option<&str>,
+        ip: Option<&str>,
         jobs: Option<&JobStore>,
     ) -> Result<String, AccountsError> {
         if !self.is_setup().await? {
@@ -104,6 +130,7 @@ impl Accounts<'_> {
         }
         let email = normalize_email(email)?;
         let jobs = jobs.ok_or(AccountsError::QueueUnavailable)?;
+        self.check_ip_send_limit(ip).await?;
         if self.auth.hit(&format!("reset_password_rate_limit:{email}"), SEND_WINDOW).await? > 1 {
             return Err(AccountsError::ResetRateLimited);
         }

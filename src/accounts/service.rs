@@ -80,6 +80,8 @@ pub enum AccountsError {
     QueueUnavailable,
     #[error("Too many password reset emails; please wait a minute before asking again.")]
     ResetRateLimited,
+    #[error("Too many emails have been sent from this IP address recently.")]
+    EmailSendIpLimited,
     #[error("Too many incorrect verification codes. Please try again later.")]
     ResetLockedOut,
     #[error("The verification code is incorrect.")]

@@ -125,7 +125,7 @@ fn digest(token: &str) -> String {
 pub enum AuthStore {
     /// Dify's keys: `refresh_token:{t}`, `account_refresh_token:{id}`, `login_error_rate_limit:{email}`,
     /// each after REDIS_KEY_PREFIX (empty by default, as in Dify).
-    Redis { conn: redis::aio::ConnectionManager, prefix: String },
+    Redis { conn: crate::infra::redis::RedisConn, prefix: String },
     /// Tables `auth_refresh_tokens` (hashed) and `auth_login_failures`, with expiry columns.
     Db(Db),
 }

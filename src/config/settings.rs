@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 
 use super::value::{
-    ConfigValue, Days, HttpUrl, NameList, Origins, Port, PositiveCount, RedisUrl, Seconds, config_enum,
+    ConfigValue, Days, FractionalSeconds, HostPortList, HttpUrl, NameList, Origins, Port, PositiveCount,
+    RedisUrl, Seconds, config_enum,
 };
 use super::{ConfigIssue, Resolved};
 
@@ -282,12 +283,31 @@ section! {
         use_ssl: bool = "REDIS_USE_SSL" => "false";
         /// Prefix for kiln's shared Redis keys (Dify's newest name; empty: Dify's bare keys).
         key_prefix: String = "REDIS_KEY_PREFIX" => "";
-        /// Use Redis Sentinel (not supported yet: must stay false).
+        /// Find the Redis primary through Sentinel (REDIS_SENTINELS) instead of REDIS_HOST.
         use_sentinel: bool = "REDIS_USE_SENTINEL" => "false";
+        /// Sentinel addresses, comma-separated host:port.
+        sentinels: HostPortList = "REDIS_SENTINELS" => "";
+        /// The primary's name as the sentinels know it (their `sentinel monitor` name).
+        sentinel_service_name: String = "REDIS_SENTINEL_SERVICE_NAME" => "";
+        /// ACL user for the sentinels themselves (empty: the default user).
+        sentinel_username: String = "REDIS_SENTINEL_USERNAME" => "";
+        /// Password for the sentinels themselves (REDIS_PASSWORD is the primary's).
+        sentinel_password: SecretString = "REDIS_SENTINEL_PASSWORD" => "";
+        /// Seconds each sentinel gets to answer when kiln looks up the primary.
+        sentinel_socket_timeout: FractionalSeconds = "REDIS_SENTINEL_SOCKET_TIMEOUT" => "0.1";
         /// Use Redis Cluster (not supported: must stay false).
         use_clusters: bool = "REDIS_USE_CLUSTERS" => "false";
-        /// Redis URL of the job broker, e.g. redis://:password@redis:6379/1 (empty: built from REDIS_*).
+        /// Redis URL of the job broker, e.g. redis://:password@redis:6379/1 (empty: built from REDIS_*);
+        /// with CELERY_USE_SENTINEL, sentinel://:password@sentinel-1:26379;sentinel://…/1.
         broker_url: Option<RedisUrl> = "CELERY_BROKER_URL" => "";
+        /// The broker URL lists sentinels (sentinel://) that name the broker's primary.
+        celery_use_sentinel: bool = "CELERY_USE_SENTINEL" => "false";
+        /// The broker primary's name as the sentinels know it.
+        celery_sentinel_master_name: String = "CELERY_SENTINEL_MASTER_NAME" => "";
+        /// Password for the broker's sentinels (the URL's password is the primary's).
+        celery_sentinel_password: SecretString = "CELERY_SENTINEL_PASSWORD" => "";
+        /// Seconds each broker sentinel gets to answer.
+        celery_sentinel_socket_timeout: FractionalSeconds = "CELERY_SENTINEL_SOCKET_TIMEOUT" => "0.1";
     }
 }
 
@@ -355,6 +375,9 @@ section! {
         reset_password_token_expiry_minutes: PositiveCount = "RESET_PASSWORD_TOKEN_EXPIRY_MINUTES" => "5";
         /// Seconds an email stays locked after 5 wrong reset codes.
         forgot_password_lockout_duration: Seconds = "FORGOT_PASSWORD_LOCKOUT_DURATION" => "86400";
+        /// Code mails (reset, sign-in) one client IP may ask for per minute; past it, the IP
+        /// is refused for an hour.
+        email_send_ip_limit_per_minute: PositiveCount = "EMAIL_SEND_IP_LIMIT_PER_MINUTE" => "50";
     }
 }
 
@@ -520,9 +543,14 @@ impl Settings {
         self.queue.jobs_db.clone().unwrap_or_else(|| self.app.data_dir.join("jobs.db"))
     }
 
-    /// Whether any Redis is configured (REDIS_HOST or CELERY_BROKER_URL).
+    /// Whether any Redis is configured (REDIS_HOST, Sentinel or CELERY_BROKER_URL).
     pub fn redis_configured(&self) -> bool {
-        !self.redis.host.trim().is_empty() || self.redis.broker_url.is_some()
+        self.shared_redis_configured() || self.redis.broker_url.is_some()
+    }
+
+    /// Whether the shared Redis (REDIS_HOST, or the primary REDIS_SENTINELS name) is configured.
+    pub fn shared_redis_configured(&self) -> bool {
+        self.redis.use_sentinel || !self.redis.host.trim().is_empty()
     }
 
     /// Origins for console CORS: the explicit list, else CONSOLE_WEB_URL's origin (as Dify).

@@ -166,6 +166,33 @@ struct Case {
 
 const CORPUS: &[Case] = &[
     Case {
+        name: "sentinel without sentinels",
+        environment: &[("REDIS_USE_SENTINEL", "true"), ("REDIS_SENTINEL_SERVICE_NAME", "mymaster")],
+        dotenv: "",
+        key: "REDIS_SENTINELS",
+        source: "default",
+        expected: "host:port pairs",
+        must_not_contain: "",
+    },
+    Case {
+        name: "sentinel address without a port",
+        environment: &[("REDIS_USE_SENTINEL", "true"), ("REDIS_SENTINELS", "sentinel-1")],
+        dotenv: "",
+        key: "REDIS_SENTINELS",
+        source: "environment",
+        expected: "host:port pairs",
+        must_not_contain: "",
+    },
+    Case {
+        name: "celery sentinel URL without CELERY_USE_SENTINEL",
+        environment: &[("CELERY_BROKER_URL", "sentinel://:hunter2@s1:26379;sentinel://:hunter2@s2:26379/1")],
+        dotenv: "",
+        key: "CELERY_USE_SENTINEL",
+        source: "default",
+        expected: "CELERY_SENTINEL_MASTER_NAME",
+        must_not_contain: "hunter2",
+    },
+    Case {
         name: "bad integer",
         environment: &[("DB_PORT", "abc")],
         dotenv: "",
@@ -553,4 +580,31 @@ fn cookie_and_cors_pitfalls_are_diagnosed_with_the_fix() {
         ("CONSOLE_API_URL", "https://dify.example.com"),
     ]);
     assert!(w.is_empty(), "{w:?}");
+}
+
+#[test]
+fn celery_sentinel_broker_urls_are_split_as_kombu_reads_them() {
+    let broker =
+        super::value::sentinel_broker("sentinel://:p%40ss@s1:26379;sentinel://:p%40ss@[::1]:26380/3")
+            .expect("valid");
+    assert_eq!(broker.sentinels, [("s1".to_owned(), 26379), ("::1".to_owned(), 26380)]);
+    assert_eq!((broker.password.as_str(), broker.db), ("p@ss", 3));
+    assert!(super::value::sentinel_broker("sentinel://s1").is_err(), "a port is required");
+    assert!(super::value::sentinel_broker("sentinel://s1:1;redis://s2:2").is_err());
+
+    let fixture = Fixture::new();
+    let mut options = fixture.options();
+    options.environment = env(&[
+        ("CELERY_BROKER_URL", "sentinel://:pw@s1:26379/1"),
+        ("CELERY_USE_SENTINEL", "true"),
+        ("CELERY_SENTINEL_MASTER_NAME", "mymaster"),
+        ("REDIS_USE_SENTINEL", "true"),
+        ("REDIS_SENTINELS", "s1:26379, s2:26379"),
+        ("REDIS_SENTINEL_SERVICE_NAME", "mymaster"),
+    ]);
+    let loaded = load(&options);
+    assert!(loaded.is_ok(), "{}", loaded.error_report());
+    let settings = loaded.settings.expect("valid");
+    assert_eq!(settings.redis.sentinels.0.len(), 2);
+    assert!(settings.shared_redis_configured());
 }

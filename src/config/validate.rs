@@ -204,12 +204,50 @@ pub(super) fn cross_check(
 
     let redis = &settings.redis;
     if redis.use_sentinel {
+        if redis.sentinels.0.is_empty() {
+            issues.push(issue(
+                resolved,
+                "REDIS_SENTINELS",
+                "missing: REDIS_USE_SENTINEL=true needs the sentinels to ask",
+                "comma-separated host:port pairs, e.g. sentinel-1:26379,sentinel-2:26379",
+            ));
+        }
+        if redis.sentinel_service_name.trim().is_empty() {
+            issues.push(issue(
+                resolved,
+                "REDIS_SENTINEL_SERVICE_NAME",
+                "missing: REDIS_USE_SENTINEL=true needs the name the sentinels monitor",
+                "the name from the sentinels' `sentinel monitor <name> …` line, e.g. mymaster",
+            ));
+        }
+    }
+    let sentinel_broker =
+        redis.broker_url.as_ref().is_some_and(|url| url.expose().starts_with("sentinel://"));
+    if sentinel_broker && !redis.celery_use_sentinel {
         issues.push(issue(
             resolved,
-            "REDIS_USE_SENTINEL",
-            "Redis Sentinel is not supported by this kiln version",
-            "false, with REDIS_HOST pointing at the Redis primary",
+            "CELERY_USE_SENTINEL",
+            "false, but CELERY_BROKER_URL is a sentinel:// URL",
+            "true (with CELERY_SENTINEL_MASTER_NAME), or a redis:// broker URL",
         ));
+    }
+    if redis.celery_use_sentinel {
+        if !sentinel_broker {
+            issues.push(issue(
+                resolved,
+                "CELERY_BROKER_URL",
+                "CELERY_USE_SENTINEL=true, but this is not a sentinel:// URL",
+                "sentinel://:password@sentinel-1:26379;sentinel://:password@sentinel-2:26379/1",
+            ));
+        }
+        if redis.celery_sentinel_master_name.trim().is_empty() {
+            issues.push(issue(
+                resolved,
+                "CELERY_SENTINEL_MASTER_NAME",
+                "missing: CELERY_USE_SENTINEL=true needs the name the sentinels monitor",
+                "the name from the sentinels' `sentinel monitor <name> …` line, e.g. mymaster",
+            ));
+        }
     }
     if redis.use_clusters {
         issues.push(issue(

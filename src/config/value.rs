@@ -153,6 +153,54 @@ impl ConfigValue for Days {
     }
 }
 
+/// A positive duration in seconds that may be fractional (Dify's socket timeouts, e.g. 0.1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FractionalSeconds(pub f64);
+
+impl FractionalSeconds {
+    /// The duration as a `std::time::Duration`.
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.0)
+    }
+}
+
+impl ConfigValue for FractionalSeconds {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let value: f64 = non_empty(raw)?.parse().map_err(|e: std::num::ParseFloatError| e.to_string())?;
+        if value.is_finite() && value > 0.0 && value <= 3600.0 {
+            Ok(Self(value))
+        } else {
+            Err("out of range".into())
+        }
+    }
+    fn expected() -> String {
+        "a positive number of seconds up to 3600, e.g. 0.1 or 5".into()
+    }
+}
+
+/// A comma-separated list of `host:port` pairs (REDIS_SENTINELS).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostPortList(pub Vec<(String, u16)>);
+
+impl ConfigValue for HostPortList {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let mut pairs = Vec::new();
+        for entry in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (host, port) = entry.rsplit_once(':').ok_or_else(|| format!("{entry:?} has no :port"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() || host.contains("://") {
+                return Err(format!("{entry:?} is not host:port"));
+            }
+            let port = port.parse::<u16>().map_err(|_| format!("{entry:?} has no valid port"))?;
+            pairs.push((host.to_owned(), port));
+        }
+        Ok(Self(pairs))
+    }
+    fn expected() -> String {
+        "comma-separated host:port pairs, e.g. sentinel-1:26379,sentinel-2:26379".into()
+    }
+}
+
 impl ConfigValue for bool {
     fn parse(raw: &str) -> Result<Self, String> {
         // The spellings pydantic accepts, so a Dify `.env` keeps working.
@@ -222,17 +270,71 @@ impl ConfigValue for RedisUrl {
     const SECRET: bool = true;
     fn parse(raw: &str) -> Result<Self, String> {
         let raw = non_empty(raw)?;
+        if raw.starts_with("sentinel://") {
+            sentinel_broker(raw)?;
+            return Ok(Self(SecretString::from(raw.to_owned())));
+        }
         let url = Url::parse(raw).map_err(|e| e.to_string())?;
         match url.scheme() {
             "redis" | "rediss" if url.has_host() => Ok(Self(SecretString::from(raw.to_owned()))),
             "redis" | "rediss" => Err("the URL has no host".into()),
-            "sentinel" => Err("sentinel:// broker URLs are not supported yet".into()),
-            other => Err(format!("scheme {other:?} is not redis or rediss")),
+            other => Err(format!("scheme {other:?} is not redis, rediss or sentinel")),
         }
     }
     fn expected() -> String {
-        "a Redis URL such as redis://:password@redis:6379/1 (rediss:// for TLS)".into()
+        "a Redis URL such as redis://:password@redis:6379/1 (rediss:// for TLS), or Celery's \
+         sentinel://:password@sentinel-1:26379;sentinel://:password@sentinel-2:26379/1"
+            .into()
     }
+}
+
+/// Celery's Sentinel broker URL, split: `sentinel://[[user]:password@]host:port[/db]` parts
+/// joined by `;`. The credentials are the Redis primary's (kombu's reading); the database
+/// comes from whichever part names one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelBroker {
+    /// Sentinel addresses.
+    pub sentinels: Vec<(String, u16)>,
+    /// ACL user for the primary (empty: the default user).
+    pub username: String,
+    /// Password for the primary (empty: none).
+    pub password: String,
+    /// Database number on the primary.
+    pub db: u32,
+}
+
+/// Parses a `sentinel://…;sentinel://…` broker URL.
+pub fn sentinel_broker(raw: &str) -> Result<SentinelBroker, String> {
+    let mut broker =
+        SentinelBroker { sentinels: Vec::new(), username: String::new(), password: String::new(), db: 0 };
+    for part in raw.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let url = Url::parse(part).map_err(|e| format!("a part of the sentinel URL: {e}"))?;
+        if url.scheme() != "sentinel" {
+            return Err(format!("every part must start with sentinel://, not {}://", url.scheme()));
+        }
+        let (Some(host), Some(port)) = (url.host_str(), url.port()) else {
+            return Err("every sentinel:// part needs host:port".into());
+        };
+        broker.sentinels.push((host.trim_start_matches('[').trim_end_matches(']').to_owned(), port));
+        if !url.username().is_empty() {
+            broker.username = percent_decode(url.username());
+        }
+        if let Some(password) = url.password() {
+            broker.password = percent_decode(password);
+        }
+        let path = url.path().trim_start_matches('/');
+        if !path.is_empty() {
+            broker.db = path.parse().map_err(|_| format!("database {path:?} is not a number"))?;
+        }
+    }
+    if broker.sentinels.is_empty() {
+        return Err("no sentinel address".into());
+    }
+    Ok(broker)
+}
+
+fn percent_decode(raw: &str) -> String {
+    percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned()
 }
 
 /// A comma-separated list of names (queues), trimmed, empty entries dropped.

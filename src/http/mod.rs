@@ -1,5 +1,6 @@
 //! The HTTP API: router, middleware and the server loop.
 
+pub mod client_ip;
 pub mod error;
 pub mod health;
 
@@ -141,14 +142,15 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!(
-            grace_s = grace.as_secs(),
-            "no longer accepting connections; finishing in-flight requests"
-        );
-        let _ = stopping_tx.send(());
-    });
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!(
+                grace_s = grace.as_secs(),
+                "no longer accepting connections; finishing in-flight requests"
+            );
+            let _ = stopping_tx.send(());
+        });
     let grace_expired = async move {
         if stopping_rx.await.is_err() {
             // The server ended on its own; nothing to time.

@@ -13,7 +13,7 @@ use crate::config::{Settings, Source};
 use crate::http::AppState;
 use crate::infra::db::{Db, DbError, describe};
 use crate::infra::migrations::{self, MigrationError};
-use crate::infra::redis::RedisProbe;
+use crate::infra::redis::{RedisConn, RedisProbe, RedisTarget};
 use crate::infra::storage::{Storage, StorageError};
 
 /// A role that runs until stopped (as opposed to an admin command).
@@ -122,17 +122,9 @@ pub async fn prepare(settings: Arc<Settings>, migrate: bool) -> Result<AppState,
 /// Where console tokens and login counters live: Redis (Dify's keys) when REDIS_HOST is
 /// set, so Dify-style deployments share them across replicas; otherwise the database.
 pub async fn auth_store(settings: &Settings, db: &Db) -> Result<AuthStore, RoleError> {
-    let Some(url) = crate::infra::redis::url_from_settings(settings) else {
+    let Some(target) = RedisTarget::shared(settings).map_err(RoleError::Redis)? else {
         return Ok(AuthStore::Db(db.clone()));
     };
-    let target =
-        format!("Redis at {}:{} (REDIS_HOST, REDIS_PORT)", settings.redis.host, settings.redis.port.0);
-    let client = redis::Client::open(url).map_err(|e| RoleError::Redis(format!("{target}: {e}")))?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
-    let manager = redis::aio::ConnectionManager::new_with_config(client, config)
-        .await
-        .map_err(|e| RoleError::Redis(format!("cannot connect to {target}: {e}")))?;
-    Ok(AuthStore::Redis { conn: manager, prefix: settings.redis.key_prefix.clone() })
+    let conn = RedisConn::connect(target, Duration::from_secs(5)).await.map_err(RoleError::Redis)?;
+    Ok(AuthStore::Redis { conn, prefix: settings.redis.key_prefix.clone() })
 }

@@ -463,3 +463,89 @@ impl Drop for SmtpStandIn {
         self.task.abort();
     }
 }
+
+/// A private redis-server (or sentinel) on a free port, for tests that stop, restart or fail
+/// over a server without touching the shared one.
+pub struct RedisServer {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    args: Vec<String>,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    /// A redis-server with these extra arguments, its files in a fresh directory.
+    pub fn start(args: &[&str]) -> Self {
+        let mut redis = Self {
+            port: free_port(),
+            dir: workdir(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            child: None,
+        };
+        redis.launch();
+        redis
+    }
+
+    /// A sentinel whose configuration file (written into its directory, which it rewrites)
+    /// holds `lines` after the port.
+    pub fn sentinel(lines: &str) -> Self {
+        let mut sentinel = Self { port: free_port(), dir: workdir(), args: Vec::new(), child: None };
+        let config = sentinel.dir.path().join("sentinel.conf");
+        std::fs::write(&config, format!("bind 127.0.0.1\nport {}\n{lines}\n", sentinel.port))
+            .expect("write sentinel.conf");
+        sentinel.args = vec![config.to_string_lossy().into_owned(), "--sentinel".to_owned()];
+        sentinel.launch();
+        sentinel
+    }
+
+    /// Starts the process (again) with the same port, directory and arguments.
+    pub fn launch(&mut self) {
+        let mut command = std::process::Command::new("redis-server");
+        if self.args.last().map(String::as_str) == Some("--sentinel") {
+            command.args(&self.args);
+        } else {
+            command
+                .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--dir"])
+                .arg(self.dir.path())
+                .args(&self.args);
+        }
+        let child = command.stdout(std::process::Stdio::null()).spawn().expect("start redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM and wait (Redis writes its append-only file first).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGKILL and wait: the server vanishes as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}

@@ -220,6 +220,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unexpected reply from the store: {0}")]
     Protocol(String),
+    #[error("{0}")]
+    Connect(String),
 }
 
 /// Either store, behind one set of operations.
@@ -242,12 +244,8 @@ impl JobStore {
     /// The store the settings name: Redis at CELERY_BROKER_URL (else REDIS_*) when one is
     /// configured, otherwise the embedded file.
     pub async fn from_settings(settings: &crate::config::Settings) -> Result<Self, StoreError> {
-        let url = match &settings.redis.broker_url {
-            Some(url) => Some(url.expose().to_owned()),
-            None => crate::infra::redis::url_from_settings(settings),
-        };
-        match url {
-            Some(url) => Ok(JobStore::Redis(RedisStore::connect(&url, &settings.queue.prefix).await?)),
+        match crate::infra::redis::RedisTarget::broker(settings).map_err(StoreError::Connect)? {
+            Some(target) => Ok(JobStore::Redis(RedisStore::open(target, &settings.queue.prefix).await?)),
             None => Ok(JobStore::Embedded(EmbeddedStore::open(&settings.jobs_db_path()).await?)),
         }
     }
@@ -264,9 +262,9 @@ impl JobStore {
     }
 
     /// Where the jobs live, for logs and messages.
-    pub fn describe(&self) -> &'static str {
+    pub fn describe(&self) -> &str {
         match self {
-            JobStore::Redis(_) => "Redis",
+            JobStore::Redis(store) => store.label(),
             JobStore::Embedded(_) => "embedded SQLite",
         }
     }

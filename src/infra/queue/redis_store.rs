@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::infra::redis::{RedisConn, RedisTarget};
 
 use super::{
     Ack, AckReport, Claimed, JobInfo, JobSpec, Outcome, Pushed, QueueCounts, ReapReport, Retention,
@@ -33,7 +33,7 @@ struct Scripts {
 /// Jobs in Redis under `{<prefix>}:` keys.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     scripts: Arc<Scripts>,
     /// Woken by pushes (a subscription to `<prefix>wake`), so idle workers start at once.
@@ -42,7 +42,7 @@ pub struct RedisStore {
 
 /// The wake-up subscription, started by the first worker that waits.
 struct Wake {
-    client: Option<redis::Client>,
+    target: RedisTarget,
     notify: tokio::sync::Notify,
     started: std::sync::Once,
 }
@@ -53,10 +53,15 @@ fn ms(duration: Duration) -> u64 {
 
 /// Keeps a subscription to the wake channel, reconnecting after failures; every message
 /// wakes the waiting workers of this process.
-async fn subscribe_forever(client: redis::Client, channel: String, wake: Arc<Wake>) {
+async fn subscribe_forever(channel: String, wake: Arc<Wake>) {
     use futures::StreamExt;
     loop {
-        match client.get_async_pubsub().await {
+        // Asked anew each time: with Sentinel, the primary may have moved.
+        let pubsub = match wake.target.client().await {
+            Ok(client) => client.get_async_pubsub().await,
+            Err(error) => Err(error),
+        };
+        match pubsub {
             Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                 Ok(()) => {
                     let mut messages = pubsub.on_message();
@@ -74,36 +79,17 @@ async fn subscribe_forever(client: redis::Client, channel: String, wake: Arc<Wak
 }
 
 impl RedisStore {
-    /// Connects with generous timeouts (a batch script may take longer than redis-rs's
-    /// 500 ms default) and automatic reconnection.
+    /// Connects to a `redis[s]://` URL (tests and tools).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(10)));
-        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
-        let mut store = Self::with_connection(conn, prefix);
-        store.wake = Arc::new(Wake {
-            client: Some(client),
-            notify: tokio::sync::Notify::new(),
-            started: std::sync::Once::new(),
-        });
-        Ok(store)
+        let target = RedisTarget::url(url, "the job store").map_err(StoreError::Connect)?;
+        Self::open(target, prefix).await
     }
 
-    /// Waits for a push of a ready job, or `idle` at most.
-    pub async fn wait_for_work(&self, idle: Duration) {
-        if let Some(client) = &self.wake.client {
-            let (wake, client, channel) = (self.wake.clone(), client.clone(), self.key("wake"));
-            self.wake.started.call_once(move || {
-                tokio::spawn(subscribe_forever(client, channel, wake));
-            });
-        }
-        let _ = tokio::time::timeout(idle, self.wake.notify.notified()).await;
-    }
-
-    /// Uses an existing connection.
-    pub fn with_connection(conn: ConnectionManager, prefix: &str) -> Self {
+    /// Connects with a generous response timeout (a batch script may take longer than
+    /// redis-rs's 500 ms default); the connection is re-made after failures.
+    pub async fn open(target: RedisTarget, prefix: &str) -> Result<Self, StoreError> {
+        let conn =
+            RedisConn::connect(target.clone(), Duration::from_secs(10)).await.map_err(StoreError::Connect)?;
         let scripts = Scripts {
             push: redis::Script::new(include_str!("lua/push.lua")),
             fetch: redis::Script::new(include_str!("lua/fetch.lua")),
@@ -117,12 +103,23 @@ impl RedisStore {
             elect: redis::Script::new(include_str!("lua/elect.lua")),
             resign: redis::Script::new(include_str!("lua/resign.lua")),
         };
-        let wake = Arc::new(Wake {
-            client: None,
-            notify: tokio::sync::Notify::new(),
-            started: std::sync::Once::new(),
+        let wake =
+            Arc::new(Wake { target, notify: tokio::sync::Notify::new(), started: std::sync::Once::new() });
+        Ok(Self { conn, prefix: format!("{{{prefix}}}:"), scripts: Arc::new(scripts), wake })
+    }
+
+    /// Waits for a push of a ready job, or `idle` at most.
+    pub async fn wait_for_work(&self, idle: Duration) {
+        let (wake, channel) = (self.wake.clone(), self.key("wake"));
+        self.wake.started.call_once(move || {
+            tokio::spawn(subscribe_forever(channel, wake));
         });
-        Self { conn, prefix: format!("{{{prefix}}}:"), scripts: Arc::new(scripts), wake }
+        let _ = tokio::time::timeout(idle, self.wake.notify.notified()).await;
+    }
+
+    /// Where the jobs live, for messages.
+    pub fn label(&self) -> &str {
+        self.conn.target().label()
     }
 
     fn key(&self, rest: &str) -> String {
