@@ -208,6 +208,28 @@ async fn sigterm_finishes_in_flight_jobs_and_hands_back_the_rest() {
     cleanup(&prefix).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_still_running_when_the_grace_period_ends_are_handed_back_at_once() {
+    let (store, env, prefix) = redis_queue().await;
+    let pushed = store.push(&[probe("mail", json!({"sleep_ms": 60_000}))]).await.expect("push");
+    let id = pushed[0].id().to_owned();
+    let dir = workdir();
+    let mut process = worker(dir.path(), &env, &[("KILN_SHUTDOWN_GRACE_PERIOD", "1")]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.inspect(&id).await.expect("inspect").expect("job").status != "running" {
+        assert!(Instant::now() < deadline, "worker did not start the job");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    process.terminate();
+    let status = process.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "{}", process.log());
+    assert!(process.log().contains("grace period"), "{}", process.log());
+    // Ready again now, not after its 30 s lease; the interrupted attempt counts.
+    let job = store.inspect(&id).await.expect("inspect").expect("job");
+    assert_eq!((job.status.as_str(), job.attempts, job.owner), ("ready", 1, None), "{:?}", job.last_error);
+    cleanup(&prefix).await;
+}
+
 #[test]
 fn an_unknown_queue_fails_at_start_with_the_valid_list() {
     let dir = workdir();

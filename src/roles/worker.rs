@@ -12,7 +12,7 @@ use apalis_core::worker::builder::WorkerBuilder;
 use super::{RoleContext, RoleError};
 use crate::config::Settings;
 use crate::infra::db::Db;
-use crate::infra::queue::backend::{BackendSettings, Job, StoreBackend};
+use crate::infra::queue::backend::{BackendSettings, Job, Owned, StoreBackend};
 use crate::infra::queue::{JobStore, Retention};
 use crate::infra::shutdown;
 use crate::tasks::{self, TaskRegistry, TaskServices};
@@ -88,13 +88,18 @@ pub async fn run(
         "kiln worker is consuming"
     );
     let grace = settings.server.shutdown_grace_period.duration();
+    let claims = Owned::default();
+    let (worker_claims, final_store, final_id, final_queues) =
+        (claims.clone(), store.clone(), worker_id.clone(), backend.queues.clone());
     let monitor = Monitor::new()
         .register(move |restarts| {
             if restarts > 0 {
                 tracing::warn!(restarts, "worker restarted after an error");
             }
             WorkerBuilder::new(worker_id.as_str())
-                .backend(StoreBackend::new(store.clone(), backend.clone()))
+                .backend(
+                    StoreBackend::new(store.clone(), backend.clone()).sharing_claims(worker_claims.clone()),
+                )
                 .data(registry.clone())
                 .concurrency(concurrency)
                 .build(handle)
@@ -111,8 +116,49 @@ pub async fn run(
         })
         .await
         .map_err(|e| RoleError::Worker(e.to_string()))?;
+    hand_back_interrupted(&final_store, &final_id, &final_queues, &claims, grace).await;
     tracing::info!(role = "worker", "stopped");
     Ok(())
+}
+
+/// Jobs still running when the grace period ran out are cut off as the process exits: end
+/// their leases now and re-deliver them, as after a crash (the attempt counts), instead of
+/// leaving them until their leases expire.
+async fn hand_back_interrupted(
+    store: &JobStore,
+    worker: &str,
+    queues: &[String],
+    claims: &Owned,
+    grace: Duration,
+) {
+    let running: Vec<(String, u32)> = match claims.lock() {
+        Ok(claims) => claims.iter().map(|(id, attempt)| (id.clone(), *attempt)).collect(),
+        Err(_) => return,
+    };
+    if running.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        jobs = running.len(),
+        grace_s = grace.as_secs(),
+        "shutdown grace period (KILN_SHUTDOWN_GRACE_PERIOD) ran out with jobs still running; handing them back"
+    );
+    let ended = store.renew(worker, &running, Duration::ZERO).await;
+    match ended {
+        Ok(_) => match store.reap(queues, running.len().max(1000)).await {
+            Ok(report) => tracing::info!(
+                requeued = report.requeued,
+                dead = report.dead,
+                "re-delivered interrupted jobs"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "could not re-deliver interrupted jobs; another worker's reaper will")
+            }
+        },
+        Err(error) => {
+            tracing::warn!(%error, "could not end the leases of interrupted jobs; they expire on their own")
+        }
+    }
 }
 
 /// Opens the job store the settings name, retrying while it is unreachable for up to

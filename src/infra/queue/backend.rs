@@ -80,7 +80,7 @@ enum FetchState {
 }
 
 /// Claims this worker holds (buffered or running): id → attempt.
-type Owned = Arc<Mutex<HashMap<String, u32>>>;
+pub type Owned = Arc<Mutex<HashMap<String, u32>>>;
 
 /// An apalis backend over a [`JobStore`].
 pub struct StoreBackend {
@@ -143,6 +143,13 @@ impl StoreBackend {
             pending: Vec::new(),
             pushing: None,
         }
+    }
+
+    /// Records claims in `owned`, shared with the caller, so a role can see which jobs were
+    /// still running when it stopped waiting for them.
+    pub fn sharing_claims(mut self, owned: Owned) -> Self {
+        self.owned = owned;
+        self
     }
 
     /// Starts the acker and the lease keeper, once, when the worker first polls.

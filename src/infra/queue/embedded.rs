@@ -241,7 +241,7 @@ impl EmbeddedStore {
                  ELSE last_error END, \
                finished_at = CASE WHEN attempts >= max_attempts THEN ? ELSE NULL END, \
                owner = NULL, lease_until = NULL \
-             WHERE seq IN (SELECT seq FROM jobs WHERE status = 'running' AND lease_until < ? AND queue IN ({}) LIMIT ?) \
+             WHERE seq IN (SELECT seq FROM jobs WHERE status = 'running' AND lease_until <= ? AND queue IN ({}) LIMIT ?) \
              RETURNING status",
             placeholders(queues.len())
         );
@@ -321,30 +321,36 @@ impl EmbeddedStore {
     }
 
     pub async fn inspect(&self, id: &str) -> Result<Option<JobInfo>, StoreError> {
-        type Row = (String, String, String, i64, i64, i64, Option<String>, Option<String>, Option<Vec<u8>>);
+        type Row =
+            (String, String, String, i64, i64, i64, Option<String>, Option<String>, Option<Vec<u8>>, i64);
         let row: Option<Row> = sqlx::query_as(
-            "SELECT queue, task, status, run_at, attempts, max_attempts, owner, last_error, payload FROM jobs WHERE id = ?",
+            "SELECT queue, task, status, run_at, attempts, max_attempts, owner, last_error, payload, created_at \
+             FROM jobs WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(queue, task, status, run_at, attempts, max_attempts, owner, last_error, payload)| {
-            JobInfo {
-                id: id.to_owned(),
-                queue,
-                task,
-                status: match status.as_str() {
-                    "queued" if run_at > now_ms() => "delayed".to_owned(),
-                    "queued" => "ready".to_owned(),
-                    _ => status,
-                },
-                attempts: attempts as u32,
-                max_attempts: max_attempts as u32,
-                owner,
-                last_error,
-                payload,
-            }
-        }))
+        Ok(row.map(
+            |(queue, task, status, run_at, attempts, max_attempts, owner, last_error, payload, created)| {
+                JobInfo {
+                    id: id.to_owned(),
+                    queue,
+                    task,
+                    status: match status.as_str() {
+                        "queued" if run_at > now_ms() => "delayed".to_owned(),
+                        "queued" => "ready".to_owned(),
+                        _ => status,
+                    },
+                    attempts: attempts as u32,
+                    max_attempts: max_attempts as u32,
+                    owner,
+                    last_error,
+                    payload,
+                    created_at_ms: created.max(0) as u64,
+                    started_at_ms: None,
+                }
+            },
+        ))
     }
 
     pub async fn list(&self, queue: &str, status: &str, limit: usize) -> Result<Vec<String>, StoreError> {

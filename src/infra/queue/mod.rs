@@ -183,6 +183,11 @@ pub struct JobInfo {
     pub last_error: Option<String>,
     /// Dropped once a job is done, to keep finished jobs small.
     pub payload: Option<Vec<u8>>,
+    /// When it was pushed, Unix milliseconds (the store's clock).
+    pub created_at_ms: u64,
+    /// When its latest attempt was claimed, Unix milliseconds (Redis only: the embedded
+    /// store does not keep it).
+    pub started_at_ms: Option<u64>,
 }
 
 /// Limits on what finished jobs are kept.

@@ -299,6 +299,8 @@ impl RedisStore {
             owner: text("owner").filter(|o| !o.is_empty()),
             last_error: text("last_error").filter(|e| !e.is_empty()),
             payload: fields.get("payload").cloned(),
+            created_at_ms: text("created_at").and_then(|v| v.parse().ok()).unwrap_or(0),
+            started_at_ms: text("started_at").and_then(|v| v.parse().ok()),
         }))
     }
 
