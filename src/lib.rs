@@ -8,6 +8,7 @@ pub mod beat;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod datasets;
 pub mod http;
 pub mod infra;
 pub mod roles;

@@ -48,6 +48,8 @@ pub struct AppState {
     /// Whether this process also runs a worker (standalone): `/ready` then reports the job
     /// store and the queue counts.
     pub runs_worker: bool,
+    /// Dataset API keys verified recently, so /v1 calls skip the key lookup.
+    pub api_keys: Arc<crate::datasets::service::KeyCache>,
 }
 
 fn cors(origins: &Origins, credentials: bool) -> CorsLayer {
@@ -91,11 +93,13 @@ async fn not_found() -> error::ApiError {
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     let console = crate::accounts::http::routes()
+        .merge(crate::datasets::http::console_routes())
         .fallback(not_found)
         .layer(cors(&settings.console_cors_origins(), true));
     let web =
         Router::new().fallback(not_found).layer(cors(&settings.server.web_api_cors_allow_origins, true));
-    let service = Router::new().fallback(not_found).layer(cors(&Origins::Any, false));
+    let service =
+        crate::datasets::http::service_routes().fallback(not_found).layer(cors(&Origins::Any, false));
 
     let version = HeaderValue::from_static(crate::VERSION);
     let env = HeaderValue::from_str(&settings.app.deploy_env)

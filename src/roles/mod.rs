@@ -116,6 +116,7 @@ pub async fn prepare(settings: Arc<Settings>, migrate: bool) -> Result<AppState,
         auth,
         jobs: Arc::default(),
         runs_worker: false,
+        api_keys: Arc::default(),
     })
 }
 

@@ -1,0 +1,253 @@
+//! Dataset routes: the console's (API keys, API access toggle, create/list/get/delete) and
+//! Dify's Knowledge Service API under `/v1`, authenticated by dataset API keys.
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::service::{CreateDataset, Datasets, DatasetsError, KeyScope, UpdateDataset, detail};
+use crate::accounts::http::ConsoleSession;
+use crate::accounts::model::TenantRole;
+use crate::http::AppState;
+use crate::http::error::{ApiError, JsonBody};
+
+impl From<DatasetsError> for ApiError {
+    fn from(error: DatasetsError) -> Self {
+        use DatasetsError as E;
+        let (status, code) = match &error {
+            E::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            E::KeyNotFound => (StatusCode::NOT_FOUND, "not_found"),
+            E::NameDuplicate => (StatusCode::CONFLICT, "dataset_name_duplicate"),
+            E::InvalidParam(_) => (StatusCode::BAD_REQUEST, "invalid_param"),
+            E::ProviderNotInitialized => (StatusCode::BAD_REQUEST, "provider_not_initialize"),
+            E::Forbidden | E::ApiDisabled => (StatusCode::FORBIDDEN, "forbidden"),
+            E::TooManyKeys => (StatusCode::BAD_REQUEST, "max_keys_exceeded"),
+            E::InvalidKey | E::TenantGone => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            E::Repo(_) => {
+                tracing::error!(%error, "dataset operation failed");
+                return ApiError::Internal;
+            }
+        };
+        ApiError::coded(status, code, error.to_string())
+    }
+}
+
+fn datasets(state: &AppState) -> Datasets<'_> {
+    Datasets { db: &state.db }
+}
+
+/// A path id that is not a UUID names no dataset.
+fn dataset_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| DatasetsError::NotFound.into())
+}
+
+/// A `/v1` caller: a valid `Authorization: Bearer dataset-…` key, acting as its tenant's owner.
+pub struct ServiceKey(pub KeyScope);
+
+impl FromRequestParts<AppState> for ServiceKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let unauthorized = |message: &str| ApiError::coded(StatusCode::UNAUTHORIZED, "unauthorized", message);
+        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let Some((scheme, token)) = header.trim().split_once(' ') else {
+            return Err(unauthorized("Authorization header must be provided and start with 'Bearer'"));
+        };
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(unauthorized("Authorization scheme must be 'Bearer'"));
+        }
+        let scope = datasets(state).authenticate_key(token.trim(), &state.api_keys).await?;
+        Ok(Self(scope))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    page: Option<String>,
+    limit: Option<String>,
+    keyword: Option<String>,
+}
+
+/// Dify's paging: `page` from 1, `limit` 1..=100 (larger values are clamped, as Dify does).
+fn paging(query: &ListQuery) -> Result<(u32, u32), ApiError> {
+    let number = |raw: &Option<String>, name: &str, default: u32| match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(text) => text.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            ApiError::from(DatasetsError::InvalidParam(format!("{name} must be a positive integer.")))
+        }),
+    };
+    Ok((number(&query.page, "page", 1)?, number(&query.limit, "limit", 20)?.min(100)))
+}
+
+async fn list(state: &AppState, tenant_id: Uuid, query: &ListQuery) -> Result<Value, ApiError> {
+    let (page, limit) = paging(query)?;
+    let (rows, total) = datasets(state).list(tenant_id, query.keyword.as_deref(), page, limit).await?;
+    let data: Vec<Value> = rows.iter().map(detail).collect();
+    let has_more = i64::from(page) * i64::from(limit) < total;
+    Ok(json!({"data": data, "has_more": has_more, "limit": limit, "total": total, "page": page}))
+}
+
+// ---- /v1 ----------------------------------------------------------------------------------
+
+async fn v1_list(
+    State(state): State<AppState>,
+    ServiceKey(key): ServiceKey,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(list(&state, key.tenant_id, &query).await?))
+}
+
+async fn v1_create(
+    State(state): State<AppState>,
+    ServiceKey(key): ServiceKey,
+    JsonBody(body): JsonBody<CreateDataset>,
+) -> Result<Json<Value>, ApiError> {
+    let row = datasets(&state).create(key.tenant_id, key.owner_id, body).await?;
+    Ok(Json(detail(&row)))
+}
+
+async fn v1_get(
+    State(state): State<AppState>,
+    ServiceKey(key): ServiceKey,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = datasets(&state).get_for_api(key.tenant_id, dataset_id(&id)?).await?;
+    let mut body = detail(&row);
+    body["partial_member_list"] = json!([]);
+    Ok(Json(body))
+}
+
+async fn v1_update(
+    State(state): State<AppState>,
+    ServiceKey(key): ServiceKey,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateDataset>,
+) -> Result<Json<Value>, ApiError> {
+    let id = dataset_id(&id)?;
+    datasets(&state).get_for_api(key.tenant_id, id).await?;
+    let row = datasets(&state).update(key.tenant_id, key.owner_id, id, body).await?;
+    let mut body = detail(&row);
+    body["partial_member_list"] = json!([]);
+    Ok(Json(body))
+}
+
+async fn v1_delete(
+    State(state): State<AppState>,
+    ServiceKey(key): ServiceKey,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = dataset_id(&id)?;
+    datasets(&state).get_for_api(key.tenant_id, id).await?;
+    datasets(&state).delete(key.tenant_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The Knowledge API routes (mounted under `/v1`).
+pub fn service_routes() -> Router<AppState> {
+    Router::new()
+        .route("/datasets", get(v1_list).post(v1_create))
+        .route("/datasets/{id}", get(v1_get).patch(v1_update).delete(v1_delete))
+}
+
+// ---- console ------------------------------------------------------------------------------
+
+/// Roles that may create and delete datasets (Dify's editors and dataset operators too).
+fn can_edit(role: TenantRole) -> bool {
+    !matches!(role, TenantRole::Normal)
+}
+
+async fn console_list_keys(
+    State(state): State<AppState>,
+    session: ConsoleSession,
+) -> Result<Json<Value>, ApiError> {
+    let keys = datasets(&state).list_keys(&session.membership).await?;
+    Ok(Json(json!({"data": keys.iter().map(|k| k.json(None)).collect::<Vec<_>>()})))
+}
+
+async fn console_create_key(
+    State(state): State<AppState>,
+    session: ConsoleSession,
+) -> Result<Json<Value>, ApiError> {
+    let (key, token) = datasets(&state).create_key(&session.membership).await?;
+    Ok(Json(key.json(Some(&token))))
+}
+
+async fn console_delete_key(
+    State(state): State<AppState>,
+    session: ConsoleSession,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::from(DatasetsError::KeyNotFound))?;
+    datasets(&state).delete_key(&session.membership, id, &state.api_keys).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn console_api_access(
+    State(state): State<AppState>,
+    session: ConsoleSession,
+    Path((id, status)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let enabled = match status.as_str() {
+        "enable" => true,
+        "disable" => false,
+        _ => return Err(DatasetsError::InvalidParam("status must be enable or disable.".into()).into()),
+    };
+    datasets(&state).set_api_access(&session.membership, dataset_id(&id)?, enabled).await?;
+    Ok(Json(json!({"result": "success"})))
+}
+
+async fn console_list(
+    State(state): State<AppState>,
+    session: ConsoleSession,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(list(&state, session.membership.tenant.id, &query).await?))
+}
+
+async fn console_create(
+    State(state): State<AppState>,
+    session: ConsoleSession,
+    JsonBody(body): JsonBody<CreateDataset>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if !can_edit(session.membership.role) {
+        return Err(DatasetsError::Forbidden.into());
+    }
+    let row = datasets(&state).create(session.membership.tenant.id, session.account.id, body).await?;
+    Ok((StatusCode::CREATED, Json(detail(&row))))
+}
+
+async fn console_get(
+    State(state): State<AppState>,
+    session: ConsoleSession,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = datasets(&state).get(session.membership.tenant.id, dataset_id(&id)?).await?;
+    Ok(Json(detail(&row)))
+}
+
+async fn console_delete(
+    State(state): State<AppState>,
+    session: ConsoleSession,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !can_edit(session.membership.role) {
+        return Err(DatasetsError::Forbidden.into());
+    }
+    datasets(&state).delete(session.membership.tenant.id, dataset_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The console routes (mounted under `/console/api`).
+pub fn console_routes() -> Router<AppState> {
+    Router::new()
+        .route("/datasets", get(console_list).post(console_create))
+        .route("/datasets/api-keys", get(console_list_keys).post(console_create_key))
+        .route("/datasets/api-keys/{id}", delete(console_delete_key))
+        .route("/datasets/{id}", get(console_get).delete(console_delete))
+        .route("/datasets/{id}/api-keys/{status}", post(console_api_access))
+}

@@ -1,0 +1,142 @@
+//! Dataset (knowledge base) and dataset API key records, and their JSON in Dify's shapes.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// A knowledge base.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Dataset {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub provider: String,
+    pub permission: String,
+    pub data_source_type: Option<String>,
+    pub indexing_technique: Option<String>,
+    pub retrieval_model: Option<String>,
+    pub embedding_model: Option<String>,
+    pub embedding_model_provider: Option<String>,
+    pub doc_form: Option<String>,
+    pub enable_api: bool,
+    pub built_in_field_enabled: bool,
+    pub created_by: Uuid,
+    pub updated_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The columns of [`Dataset`], for SELECT lists.
+pub const DATASET_COLUMNS: &str = "id, tenant_id, name, description, provider, permission, data_source_type, \
+     indexing_technique, retrieval_model, embedding_model, embedding_model_provider, doc_form, enable_api, \
+     built_in_field_enabled, created_by, updated_by, created_at, updated_at";
+
+/// Dify's default retrieval settings for a new dataset.
+pub fn default_retrieval_model(indexing_technique: Option<&str>) -> Value {
+    let search_method =
+        if indexing_technique == Some("economy") { "keyword_search" } else { "semantic_search" };
+    json!({
+        "search_method": search_method,
+        "reranking_enable": false,
+        "reranking_mode": null,
+        "reranking_model": {"reranking_provider_name": "", "reranking_model_name": ""},
+        "weights": null,
+        "top_k": 2,
+        "score_threshold_enabled": false,
+        "score_threshold": null,
+    })
+}
+
+/// What the detail JSON needs besides the row.
+pub struct DatasetStats {
+    pub author_name: Option<String>,
+    pub document_count: i64,
+    pub word_count: i64,
+    pub available_document_count: i64,
+}
+
+impl Dataset {
+    /// The retrieval settings, with Dify's rule that economy datasets search by keyword.
+    pub fn retrieval_model_dict(&self) -> Value {
+        let mut model = self
+            .retrieval_model
+            .as_deref()
+            .and_then(|raw| serde_json::from_str::<Value>(raw).ok())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| default_retrieval_model(self.indexing_technique.as_deref()));
+        if self.indexing_technique.as_deref() == Some("economy") {
+            model["search_method"] = json!("keyword_search");
+        }
+        model
+    }
+
+    /// Dify's `DatasetDetail` fields.
+    pub fn detail_json(&self, stats: &DatasetStats) -> Value {
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "provider": self.provider,
+            "permission": self.permission,
+            "data_source_type": self.data_source_type,
+            "indexing_technique": self.indexing_technique,
+            "app_count": 0,
+            "document_count": stats.document_count,
+            "word_count": stats.word_count,
+            "created_by": self.created_by,
+            "author_name": stats.author_name,
+            "created_at": self.created_at.timestamp(),
+            "updated_by": self.updated_by,
+            "updated_at": self.updated_at.timestamp(),
+            "embedding_model": self.embedding_model,
+            "embedding_model_provider": self.embedding_model_provider,
+            "embedding_available": self.indexing_technique.as_deref() != Some("high_quality"),
+            "retrieval_model_dict": self.retrieval_model_dict(),
+            "summary_index_setting": {"enable": false, "model_name": null, "model_provider_name": null, "summary_prompt": null},
+            "tags": [],
+            "doc_form": self.doc_form,
+            "external_knowledge_info": {
+                "external_knowledge_id": null,
+                "external_knowledge_api_id": null,
+                "external_knowledge_api_name": null,
+                "external_knowledge_api_endpoint": null,
+            },
+            "external_retrieval_model": {"top_k": 2, "score_threshold": 0.0, "score_threshold_enabled": false},
+            "doc_metadata": [],
+            "built_in_field_enabled": self.built_in_field_enabled,
+            "pipeline_id": null,
+            "runtime_mode": "general",
+            "chunk_structure": null,
+            "icon_info": {"icon": null, "icon_background": null, "icon_type": null, "icon_url": null},
+            "is_published": false,
+            "total_documents": stats.document_count,
+            "total_available_documents": stats.available_document_count,
+            "enable_api": self.enable_api,
+            "is_multimodal": false,
+        })
+    }
+}
+
+/// A dataset API key as listed (the key itself is only known when it is created).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub token_hint: String,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ApiKey {
+    /// Dify's api key fields; `token` is the full key right after creation, a hint after.
+    pub fn json(&self, token: Option<&str>) -> Value {
+        json!({
+            "id": self.id,
+            "type": "dataset",
+            "token": token.unwrap_or(&self.token_hint),
+            "last_used_at": self.last_used_at.map(|t| t.timestamp()),
+            "created_at": self.created_at.timestamp(),
+        })
+    }
+}

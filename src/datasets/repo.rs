@@ -1,0 +1,192 @@
+//! SQL for datasets and dataset API keys, written once for PostgreSQL and SQLite.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::model::{ApiKey, DATASET_COLUMNS, Dataset};
+use crate::accounts::repo::RepoError;
+use crate::infra::db::Db;
+use crate::on_db;
+
+const API_KEY_COLUMNS: &str = "id, tenant_id, token_hint, last_used_at, created_at";
+
+pub async fn count_api_keys(db: &Db, tenant_id: Uuid) -> Result<i64, RepoError> {
+    let sql = "SELECT count(*) FROM api_tokens WHERE tenant_id = $1 AND type = 'dataset'";
+    Ok(on_db!(db, pool => sqlx::query_scalar::<_, i64>(sql).bind(tenant_id).fetch_one(pool).await?))
+}
+
+pub async fn insert_api_key(db: &Db, key: &ApiKey, token_hash: &str) -> Result<(), RepoError> {
+    let sql = "INSERT INTO api_tokens (id, tenant_id, type, token_hash, token_hint, created_at) \
+               VALUES ($1, $2, 'dataset', $3, $4, $5)";
+    on_db!(db, pool => sqlx::query(sql)
+        .bind(key.id)
+        .bind(key.tenant_id)
+        .bind(token_hash)
+        .bind(&key.token_hint)
+        .bind(key.created_at)
+        .execute(pool)
+        .await
+        .map(drop)?);
+    Ok(())
+}
+
+pub async fn list_api_keys(db: &Db, tenant_id: Uuid) -> Result<Vec<ApiKey>, RepoError> {
+    let sql = format!(
+        "SELECT {API_KEY_COLUMNS} FROM api_tokens WHERE tenant_id = $1 AND type = 'dataset' ORDER BY created_at"
+    );
+    Ok(
+        on_db!(db, pool => sqlx::query_as::<_, ApiKey>(sqlx::AssertSqlSafe(sql)).bind(tenant_id).fetch_all(pool).await?),
+    )
+}
+
+/// Deletes a key of this tenant; returns whether one was deleted.
+pub async fn delete_api_key(db: &Db, tenant_id: Uuid, id: Uuid) -> Result<bool, RepoError> {
+    let sql = "DELETE FROM api_tokens WHERE id = $1 AND tenant_id = $2 AND type = 'dataset'";
+    let done =
+        on_db!(db, pool => sqlx::query(sql).bind(id).bind(tenant_id).execute(pool).await?.rows_affected());
+    Ok(done > 0)
+}
+
+pub async fn find_api_key_by_hash(db: &Db, token_hash: &str) -> Result<Option<ApiKey>, RepoError> {
+    let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_tokens WHERE token_hash = $1 AND type = 'dataset'");
+    Ok(
+        on_db!(db, pool => sqlx::query_as::<_, ApiKey>(sqlx::AssertSqlSafe(sql)).bind(token_hash).fetch_optional(pool).await?),
+    )
+}
+
+pub async fn touch_api_key(db: &Db, id: Uuid, now: DateTime<Utc>) -> Result<(), RepoError> {
+    let sql = "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2";
+    on_db!(db, pool => sqlx::query(sql).bind(now).bind(id).execute(pool).await.map(drop)?);
+    Ok(())
+}
+
+/// The id of the workspace's owner, whom /v1 requests act as.
+pub async fn tenant_owner(db: &Db, tenant_id: Uuid) -> Result<Option<Uuid>, RepoError> {
+    let sql = "SELECT j.account_id FROM tenant_account_joins j JOIN tenants t ON t.id = j.tenant_id \
+               WHERE j.tenant_id = $1 AND j.role = 'owner' AND t.status = 'normal' LIMIT 1";
+    Ok(on_db!(db, pool => sqlx::query_scalar::<_, Uuid>(sql).bind(tenant_id).fetch_optional(pool).await?))
+}
+
+/// A dataset row with its author's name.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DatasetRow {
+    #[sqlx(flatten)]
+    pub dataset: Dataset,
+    pub author_name: Option<String>,
+}
+
+fn dataset_select() -> String {
+    let columns: Vec<String> = DATASET_COLUMNS.split(',').map(|c| format!("d.{}", c.trim())).collect();
+    format!(
+        "SELECT {}, a.name AS author_name FROM datasets d LEFT JOIN accounts a ON a.id = d.created_by",
+        columns.join(", ")
+    )
+}
+
+pub async fn insert_dataset(db: &Db, d: &Dataset) -> Result<(), RepoError> {
+    let sql = "INSERT INTO datasets (id, tenant_id, name, description, provider, permission, data_source_type, \
+               indexing_technique, retrieval_model, embedding_model, embedding_model_provider, doc_form, enable_api, \
+               built_in_field_enabled, created_by, updated_by, created_at, updated_at) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+    on_db!(db, pool => sqlx::query(sql)
+        .bind(d.id)
+        .bind(d.tenant_id)
+        .bind(&d.name)
+        .bind(&d.description)
+        .bind(&d.provider)
+        .bind(&d.permission)
+        .bind(&d.data_source_type)
+        .bind(&d.indexing_technique)
+        .bind(&d.retrieval_model)
+        .bind(&d.embedding_model)
+        .bind(&d.embedding_model_provider)
+        .bind(&d.doc_form)
+        .bind(d.enable_api)
+        .bind(d.built_in_field_enabled)
+        .bind(d.created_by)
+        .bind(d.updated_by)
+        .bind(d.created_at)
+        .bind(d.updated_at)
+        .execute(pool)
+        .await
+        .map(drop)?);
+    Ok(())
+}
+
+/// Writes every mutable field back.
+pub async fn update_dataset(db: &Db, d: &Dataset) -> Result<(), RepoError> {
+    let sql = "UPDATE datasets SET name = $1, description = $2, permission = $3, indexing_technique = $4, \
+               retrieval_model = $5, embedding_model = $6, embedding_model_provider = $7, doc_form = $8, \
+               enable_api = $9, built_in_field_enabled = $10, updated_by = $11, updated_at = $12 \
+               WHERE id = $13 AND tenant_id = $14";
+    on_db!(db, pool => sqlx::query(sql)
+        .bind(&d.name)
+        .bind(&d.description)
+        .bind(&d.permission)
+        .bind(&d.indexing_technique)
+        .bind(&d.retrieval_model)
+        .bind(&d.embedding_model)
+        .bind(&d.embedding_model_provider)
+        .bind(&d.doc_form)
+        .bind(d.enable_api)
+        .bind(d.built_in_field_enabled)
+        .bind(d.updated_by)
+        .bind(d.updated_at)
+        .bind(d.id)
+        .bind(d.tenant_id)
+        .execute(pool)
+        .await
+        .map(drop)?);
+    Ok(())
+}
+
+/// A dataset of this tenant (never another tenant's).
+pub async fn find_dataset(db: &Db, tenant_id: Uuid, id: Uuid) -> Result<Option<DatasetRow>, RepoError> {
+    let sql = format!("{} WHERE d.id = $1 AND d.tenant_id = $2", dataset_select());
+    Ok(on_db!(db, pool => sqlx::query_as::<_, DatasetRow>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_optional(pool)
+        .await?))
+}
+
+/// A page of the tenant's datasets, newest first, optionally filtered by a name keyword;
+/// with the total count of matches.
+pub async fn list_datasets(
+    db: &Db,
+    tenant_id: Uuid,
+    keyword: Option<&str>,
+    page: u32,
+    limit: u32,
+) -> Result<(Vec<DatasetRow>, i64), RepoError> {
+    let pattern =
+        keyword.map(|k| format!("%{}%", k.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    let filter = "d.tenant_id = $1 AND ($2 IS NULL OR lower(d.name) LIKE lower($2) ESCAPE '\\')";
+    let sql =
+        format!("{} WHERE {filter} ORDER BY d.created_at DESC, d.id LIMIT $3 OFFSET $4", dataset_select());
+    let count = format!("SELECT count(*) FROM datasets d WHERE {filter}");
+    let offset = i64::from(page.saturating_sub(1)) * i64::from(limit);
+    on_db!(db, pool => {
+        let rows = sqlx::query_as::<_, DatasetRow>(sqlx::AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(&pattern)
+            .bind(i64::from(limit))
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+        let total = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count))
+            .bind(tenant_id)
+            .bind(&pattern)
+            .fetch_one(pool)
+            .await?;
+        Ok((rows, total))
+    })
+}
+
+/// Deletes a dataset of this tenant; returns whether one was deleted.
+pub async fn delete_dataset(db: &Db, tenant_id: Uuid, id: Uuid) -> Result<bool, RepoError> {
+    let sql = "DELETE FROM datasets WHERE id = $1 AND tenant_id = $2";
+    let done =
+        on_db!(db, pool => sqlx::query(sql).bind(id).bind(tenant_id).execute(pool).await?.rows_affected());
+    Ok(done > 0)
+}
