@@ -239,6 +239,189 @@ async fn flow(stack: &Stack) {
     assert_eq!(status, 404);
 }
 
+/// Polls a batch until every document in it is completed (or one fails).
+async fn wait_indexed(stack: &Stack, key: &str, dataset: &str, batch: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (status, body) = stack
+            .v1(
+                reqwest::Method::GET,
+                &format!("/datasets/{dataset}/documents/{batch}/indexing-status"),
+                Some(key),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let states: Vec<&str> = body["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .filter_map(|d| d["indexing_status"].as_str())
+            .collect();
+        assert!(!states.contains(&"error"), "{body}");
+        if states.iter().all(|s| *s == "completed") {
+            return body;
+        }
+        assert!(std::time::Instant::now() < deadline, "indexing did not finish: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+const HANDBOOK: &str = "Holidays\n\nEvery employee gets twenty-five days of paid leave a year.\n\n\
+Expenses\n\nTravel costs are refunded within thirty days when receipts are attached.\n\n\
+报销\n\n差旅费用在三十天内报销。";
+
+async fn documents_flow(stack: &Stack) {
+    use reqwest::Method;
+    let mut owner = stack.owner().await;
+    let key = new_key(&mut owner).await;
+    let (_, dataset) =
+        stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Handbook"}))).await;
+    let ds = dataset["id"].as_str().expect("id").to_owned();
+
+    // The first document must say how to index; high_quality needs an embedding provider.
+    let create_path = format!("/datasets/{ds}/document/create-by-text");
+    let create = |body: Value| stack.v1(Method::POST, &create_path, Some(&key), Some(body));
+    let (status, body) = create(json!({"name": "h", "text": HANDBOOK})).await;
+    assert_eq!((status, body["message"].as_str()), (400, Some("indexing_technique is required.")), "{body}");
+    let (status, body) =
+        create(json!({"name": "h", "text": HANDBOOK, "indexing_technique": "high_quality"})).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("provider_not_initialize")));
+    let (status, body) = create(json!({"text": HANDBOOK, "indexing_technique": "economy"})).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_param")), "name is required: {body}");
+    let custom = |max: u64| {
+        json!({"mode": "custom", "rules": {
+        "pre_processing_rules": [{"id": "remove_extra_spaces", "enabled": true}],
+        "segmentation": {"separator": "\n\n", "max_tokens": max, "chunk_overlap": 0}}})
+    };
+    let (status, body) = create(
+        json!({"name": "h", "text": HANDBOOK, "indexing_technique": "economy", "process_rule": custom(9000)}),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_param")), "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("between 50 and 4000")), "{body}");
+
+    let (status, created) = create(json!({"name": "Handbook", "text": HANDBOOK, "indexing_technique": "economy", "process_rule": custom(100)})).await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["document"]["indexing_status"], "waiting");
+    assert_eq!(created["document"]["display_status"], "queuing");
+    let doc = created["document"]["id"].as_str().expect("doc").to_owned();
+    let batch = created["batch"].as_str().expect("batch").to_owned();
+    assert_eq!(batch.len(), 20, "{batch}");
+    let status_body = wait_indexed(stack, &key, &ds, &batch).await;
+    let entry = &status_body["data"][0];
+    assert!(entry["completed_at"].is_i64() && entry["processing_started_at"].is_i64(), "{entry}");
+    assert_eq!(entry["completed_segments"], entry["total_segments"]);
+    assert_eq!(entry["total_segments"], 6, "{status_body}");
+
+    // The dataset took the first document's technique; the detail has Dify's fields.
+    let (_, dataset) = stack.v1(Method::GET, &format!("/datasets/{ds}"), Some(&key), None).await;
+    assert_eq!(dataset["indexing_technique"], "economy");
+    let (status, detail) =
+        stack.v1(Method::GET, &format!("/datasets/{ds}/documents/{doc}"), Some(&key), None).await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(
+        (detail["display_status"].as_str(), detail["segment_count"].as_i64()),
+        (Some("available"), Some(6))
+    );
+    assert_eq!(detail["dataset_process_rule"]["mode"], "custom");
+    let (_, only) = stack
+        .v1(Method::GET, &format!("/datasets/{ds}/documents/{doc}?metadata=only"), Some(&key), None)
+        .await;
+    assert_eq!(only.as_object().map(|o| o.len()), Some(3), "{only}");
+    let (status, body) = stack
+        .v1(Method::GET, &format!("/datasets/{ds}/documents/{doc}?metadata=some"), Some(&key), None)
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_metadata")));
+    let (_, list) = stack.v1(Method::GET, &format!("/datasets/{ds}/documents"), Some(&key), None).await;
+    assert_eq!(list["total"], 1, "{list}");
+
+    // Retrieval finds the paragraph by its words, in English and in Chinese.
+    let retrieve_path = format!("/datasets/{ds}/retrieve");
+    let retrieve = |query: Value| stack.v1(Method::POST, &retrieve_path, Some(&key), Some(query));
+    let (status, found) = retrieve(json!({"query": "how many days of paid leave?"})).await;
+    assert_eq!(status, 200, "{found}");
+    let top = &found["records"][0];
+    assert!(top["segment"]["content"].as_str().is_some_and(|c| c.contains("twenty-five days")), "{found}");
+    assert_eq!(top["segment"]["document"]["name"], "Handbook");
+    assert!(top["score"].as_f64().is_some_and(|s| s > 0.0));
+    let (_, found) = retrieve(json!({"query": "差旅报销"})).await;
+    assert!(
+        found["records"][0]["segment"]["content"].as_str().is_some_and(|c| c.contains("差旅")),
+        "{found}"
+    );
+    let (status, body) = retrieve(json!({"query": "x".repeat(251)})).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_param")));
+    let (status, _) = retrieve(json!({"query": ""})).await;
+    assert_eq!(status, 400);
+    let (_, alias) = stack
+        .v1(
+            Method::POST,
+            &format!("/datasets/{ds}/hit-testing"),
+            Some(&key),
+            Some(json!({"query": "receipts"})),
+        )
+        .await;
+    assert!(
+        alias["records"][0]["segment"]["content"].as_str().is_some_and(|c| c.contains("receipts")),
+        "{alias}"
+    );
+    assert!(alias["records"][0]["segment"]["hit_count"].as_i64() >= Some(1));
+
+    // Delete: the document, its index and its stored file are gone.
+    let stored: Vec<_> = walk(&stack.dir.path().join("storage/upload_files"));
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let (status, _) =
+        stack.v1(Method::DELETE, &format!("/datasets/{ds}/documents/{doc}"), Some(&key), None).await;
+    assert_eq!(status, 204);
+    let (_, found) = retrieve(json!({"query": "paid leave"})).await;
+    assert_eq!(found["records"], json!([]), "{found}");
+    assert!(walk(&stack.dir.path().join("storage/upload_files")).is_empty());
+    let (status, _) =
+        stack.v1(Method::GET, &format!("/datasets/{ds}/documents/{doc}"), Some(&key), None).await;
+    assert_eq!(status, 404);
+
+    // Deleting the dataset takes its documents' files too (a `dataset` queue task).
+    let (status, created) = create(json!({"name": "Again", "text": HANDBOOK})).await;
+    assert_eq!(status, 200, "{created}");
+    let batch = created["batch"].as_str().expect("batch").to_owned();
+    wait_indexed(stack, &key, &ds, &batch).await;
+    assert_eq!(walk(&stack.dir.path().join("storage/upload_files")).len(), 1);
+    let (status, _) = stack.v1(Method::DELETE, &format!("/datasets/{ds}"), Some(&key), None).await;
+    assert_eq!(status, 204);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !walk(&stack.dir.path().join("storage/upload_files")).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the dataset's stored file was not deleted");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_are_indexed_and_retrieved_on_sqlite() {
+    documents_flow(&Stack::start(None).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_are_indexed_and_retrieved_on_postgres() {
+    documents_flow(&Stack::start(Some(PgDatabase::create().await)).await).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn knowledge_api_datasets_and_keys_on_sqlite() {
     flow(&Stack::start(None).await).await;

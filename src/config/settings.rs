@@ -441,6 +441,20 @@ section! {
     }
 }
 
+section! {
+    /// Knowledge bases: document uploads and indexing.
+    pub struct KnowledgeSettings("Knowledge") {
+        /// Largest segment length (tokens) a custom process rule may ask for.
+        indexing_max_segmentation_tokens_length: PositiveCount = "INDEXING_MAX_SEGMENTATION_TOKENS_LENGTH" => "4000";
+        /// Largest document upload, in MB.
+        upload_file_size_limit: PositiveCount = "UPLOAD_FILE_SIZE_LIMIT" => "15";
+        /// File extensions refused on upload, comma-separated (e.g. exe,bat).
+        upload_file_extension_blacklist: String = "UPLOAD_FILE_EXTENSION_BLACKLIST" => "";
+        /// Most segments one request may add (0: no limit).
+        dataset_max_segments_per_request: u32 = "DATASET_MAX_SEGMENTS_PER_REQUEST" => "0";
+    }
+}
+
 /// Every setting kiln reads, by section.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -454,6 +468,7 @@ pub struct Settings {
     pub beat: BeatSettings,
     pub mail: MailSettings,
     pub storage: StorageSettings,
+    pub knowledge: KnowledgeSettings,
 }
 
 impl Settings {
@@ -469,6 +484,7 @@ impl Settings {
         keys.extend(BeatSettings::keys());
         keys.extend(MailSettings::keys());
         keys.extend(StorageSettings::keys());
+        keys.extend(KnowledgeSettings::keys());
         keys
     }
 
@@ -483,6 +499,7 @@ impl Settings {
         let beat = BeatSettings::parse(resolved, issues);
         let mail = MailSettings::parse(resolved, issues);
         let storage = StorageSettings::parse(resolved, issues);
+        let knowledge = KnowledgeSettings::parse(resolved, issues);
         Some(Self {
             app: app?,
             log: log?,
@@ -494,6 +511,7 @@ impl Settings {
             beat: beat?,
             mail: mail?,
             storage: storage?,
+            knowledge: knowledge?,
         })
     }
 

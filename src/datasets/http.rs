@@ -20,7 +20,9 @@ impl From<DatasetsError> for ApiError {
     fn from(error: DatasetsError) -> Self {
         use DatasetsError as E;
         let (status, code) = match &error {
-            E::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            E::NotFound | E::DocumentNotFound => (StatusCode::NOT_FOUND, "not_found"),
+            E::InvalidMetadata => (StatusCode::BAD_REQUEST, "invalid_metadata"),
+            E::DocumentIndexing => (StatusCode::BAD_REQUEST, "document_indexing"),
             E::KeyNotFound => (StatusCode::NOT_FOUND, "not_found"),
             E::NameDuplicate => (StatusCode::CONFLICT, "dataset_name_duplicate"),
             E::InvalidParam(_) => (StatusCode::BAD_REQUEST, "invalid_param"),
@@ -37,12 +39,16 @@ impl From<DatasetsError> for ApiError {
     }
 }
 
-fn datasets(state: &AppState) -> Datasets<'_> {
+pub(super) fn datasets(state: &AppState) -> Datasets<'_> {
     Datasets { db: &state.db }
 }
 
+pub(super) fn documents(state: &AppState) -> super::documents_service::Documents<'_> {
+    super::documents_service::Documents { db: &state.db, storage: &state.storage, settings: &state.settings }
+}
+
 /// A path id that is not a UUID names no dataset.
-fn dataset_id(raw: &str) -> Result<Uuid, ApiError> {
+pub(super) fn dataset_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| DatasetsError::NotFound.into())
 }
 
@@ -67,14 +73,14 @@ impl FromRequestParts<AppState> for ServiceKey {
 }
 
 #[derive(Debug, Deserialize)]
-struct ListQuery {
-    page: Option<String>,
-    limit: Option<String>,
-    keyword: Option<String>,
+pub(super) struct ListQuery {
+    pub page: Option<String>,
+    pub limit: Option<String>,
+    pub keyword: Option<String>,
 }
 
 /// Dify's paging: `page` from 1, `limit` 1..=100 (larger values are clamped, as Dify does).
-fn paging(query: &ListQuery) -> Result<(u32, u32), ApiError> {
+pub(super) fn paging(query: &ListQuery) -> Result<(u32, u32), ApiError> {
     let number = |raw: &Option<String>, name: &str, default: u32| match raw.as_deref().map(str::trim) {
         None | Some("") => Ok(default),
         Some(text) => text.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
@@ -141,15 +147,14 @@ async fn v1_delete(
     ServiceKey(key): ServiceKey,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = dataset_id(&id)?;
-    datasets(&state).get_for_api(key.tenant_id, id).await?;
-    datasets(&state).delete(key.tenant_id, id).await?;
+    let row = datasets(&state).get_for_api(key.tenant_id, dataset_id(&id)?).await?;
+    documents(&state).delete_dataset(&row.dataset, state.jobs.get()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The Knowledge API routes (mounted under `/v1`).
 pub fn service_routes() -> Router<AppState> {
-    Router::new()
+    super::documents_http::service_routes()
         .route("/datasets", get(v1_list).post(v1_create))
         .route("/datasets/{id}", get(v1_get).patch(v1_update).delete(v1_delete))
 }
@@ -238,7 +243,8 @@ async fn console_delete(
     if !can_edit(session.membership.role) {
         return Err(DatasetsError::Forbidden.into());
     }
-    datasets(&state).delete(session.membership.tenant.id, dataset_id(&id)?).await?;
+    let row = datasets(&state).get(session.membership.tenant.id, dataset_id(&id)?).await?;
+    documents(&state).delete_dataset(&row.dataset, state.jobs.get()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,6 +1,14 @@
-//! Knowledge bases (datasets): API keys, datasets, and Dify's Knowledge Service API.
+//! Knowledge bases (datasets): API keys, datasets, documents and their indexing, retrieval,
+//! and Dify's Knowledge Service API.
 
+pub mod cleanup;
+pub mod documents;
+pub mod documents_http;
+pub mod documents_repo;
+pub mod documents_service;
 pub mod http;
+pub mod indexing;
 pub mod model;
 pub mod repo;
 pub mod service;
+pub mod text;

@@ -28,6 +28,12 @@ const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
 pub enum DatasetsError {
     #[error("Dataset not found.")]
     NotFound,
+    #[error("Document not found.")]
+    DocumentNotFound,
+    #[error("Invalid metadata value: use all, only or without.")]
+    InvalidMetadata,
+    #[error("The document is being processed and cannot be deleted now.")]
+    DocumentIndexing,
     #[error("The dataset name already exists. Please modify your dataset name.")]
     NameDuplicate,
     #[error("{0}")]
@@ -353,14 +359,6 @@ impl Datasets<'_> {
         dataset.updated_at = Utc::now();
         repo::update_dataset(self.db, &dataset).await.map_err(map_duplicate)?;
         self.get(tenant_id, id).await
-    }
-
-    pub async fn delete(&self, tenant_id: Uuid, id: Uuid) -> Result<(), DatasetsError> {
-        if repo::delete_dataset(self.db, tenant_id, id).await? {
-            Ok(())
-        } else {
-            Err(DatasetsError::NotFound)
-        }
     }
 
     /// Turns /v1 access to a dataset on or off (console, owners and admins).

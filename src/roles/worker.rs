@@ -68,7 +68,10 @@ pub async fn run(
     let concurrency = settings.worker_concurrency() as usize;
     let mailer =
         crate::infra::mail::Mailer::from_settings(&settings).map_err(|e| RoleError::Worker(e.to_string()))?;
+    let storage =
+        crate::infra::storage::Storage::open(&settings).map_err(|e| RoleError::Worker(e.to_string()))?;
     let services = TaskServices {
+        storage,
         db,
         store: store.clone(),
         settings: settings.clone(),

@@ -110,6 +110,8 @@ pub struct TaskServices {
     pub retention: crate::infra::queue::Retention,
     /// `None` when MAIL_TYPE is not set.
     pub mailer: Option<crate::infra::mail::Mailer>,
+    /// Uploaded files (documents to index).
+    pub storage: crate::infra::storage::Storage,
 }
 
 /// Every task this build runs.
@@ -136,6 +138,14 @@ pub fn registry(services: Arc<TaskServices>) -> TaskRegistry {
     let s = with(&services);
     registry.register(crate::accounts::email_login::MAIL_TASK, move |args, ctx| {
         mail::send_email_code_login_mail(s.clone(), args, ctx)
+    });
+    let s = with(&services);
+    registry.register(crate::datasets::indexing::TASK, move |args, ctx| {
+        crate::datasets::indexing::index_document(s.clone(), args, ctx)
+    });
+    let s = with(&services);
+    registry.register(crate::datasets::cleanup::TASK, move |args, ctx| {
+        crate::datasets::cleanup::clean_dataset(s.clone(), args, ctx)
     });
     let s = with(&services);
     registry.register(maintenance::QUEUE_MONITOR, move |args, ctx| {

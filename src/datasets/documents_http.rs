@@ -1,0 +1,109 @@
+//! `/v1` document routes: create by text, list, get, delete, indexing status, retrieve.
+//! Canonical hyphenated paths, with Dify's underscore aliases.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::documents_service::CreateByText;
+use super::http::{ListQuery, ServiceKey, dataset_id, datasets, documents, paging};
+use super::model::Dataset;
+use super::service::DatasetsError;
+use crate::http::AppState;
+use crate::http::error::{ApiError, JsonBody};
+
+/// The dataset named by the path, if this key may use it through the API.
+async fn api_dataset(state: &AppState, key: &ServiceKey, raw: &str) -> Result<Dataset, ApiError> {
+    Ok(datasets(state).get_for_api(key.0.tenant_id, dataset_id(raw)?).await?.dataset)
+}
+
+fn document_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| DatasetsError::DocumentNotFound.into())
+}
+
+async fn create_by_text(
+    State(state): State<AppState>,
+    key: ServiceKey,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<CreateByText>,
+) -> Result<Json<Value>, ApiError> {
+    let dataset = api_dataset(&state, &key, &id).await?;
+    let document = documents(&state).create_by_text(&dataset, key.0.owner_id, body, state.jobs.get()).await?;
+    let batch = document.batch.clone();
+    Ok(Json(json!({"document": document.json(0), "batch": batch})))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    key: ServiceKey,
+    Path(id): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let dataset = api_dataset(&state, &key, &id).await?;
+    let (page, limit) = paging(&query)?;
+    let (data, total) = documents(&state).list(dataset.id, query.keyword.as_deref(), page, limit).await?;
+    let has_more = i64::from(page) * i64::from(limit) < total;
+    Ok(Json(json!({"data": data, "has_more": has_more, "limit": limit, "total": total, "page": page})))
+}
+
+#[derive(Debug, Deserialize)]
+struct DetailQuery {
+    metadata: Option<String>,
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    key: ServiceKey,
+    Path((id, document)): Path<(String, String)>,
+    Query(query): Query<DetailQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let dataset = api_dataset(&state, &key, &id).await?;
+    let service = documents(&state);
+    let document = service.get(dataset.id, document_id(&document)?).await?;
+    Ok(Json(service.detail(&document, query.metadata.as_deref().unwrap_or("all")).await?))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    key: ServiceKey,
+    Path((id, document)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let dataset = api_dataset(&state, &key, &id).await?;
+    documents(&state).delete(dataset.id, document_id(&document)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn indexing_status(
+    State(state): State<AppState>,
+    key: ServiceKey,
+    Path((id, batch)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let dataset = api_dataset(&state, &key, &id).await?;
+    Ok(Json(json!({"data": documents(&state).batch_status(dataset.id, &batch).await?})))
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    key: ServiceKey,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let dataset = api_dataset(&state, &key, &id).await?;
+    Ok(Json(documents(&state).retrieve(&dataset, &body).await?))
+}
+
+/// The document routes (mounted under `/v1`).
+pub fn service_routes() -> Router<AppState> {
+    Router::new()
+        .route("/datasets/{id}/document/create-by-text", post(create_by_text))
+        .route("/datasets/{id}/document/create_by_text", post(create_by_text))
+        .route("/datasets/{id}/documents", get(list))
+        .route("/datasets/{id}/documents/{document}", get(detail).delete(delete))
+        .route("/datasets/{id}/documents/{batch}/indexing-status", get(indexing_status))
+        .route("/datasets/{id}/documents/{batch}/indexing_status", get(indexing_status))
+        .route("/datasets/{id}/retrieve", post(retrieve))
+        .route("/datasets/{id}/hit-testing", post(retrieve))
+}

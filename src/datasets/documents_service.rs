@@ -1,0 +1,332 @@
+//! Document operations: create by text (stored as a file, indexed on the worker), list, get,
+//! delete, indexing status, and keyword retrieval.
+
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::cleanup::{self, CleanArgs};
+use super::documents::Document;
+use super::documents_repo::{self as repo, UploadFile};
+use super::indexing::{self, IndexArgs};
+use super::model::Dataset;
+use super::repo as dataset_repo;
+use super::service::DatasetsError;
+use super::text;
+use crate::config::Settings;
+use crate::infra::db::Db;
+use crate::infra::queue::{JobSpec, JobStore};
+use crate::infra::storage::Storage;
+
+/// The longest retrieval query Dify accepts.
+pub const MAX_QUERY_CHARS: usize = 250;
+
+/// Fields of create-by-text (Dify's names).
+#[derive(Debug, Default, Deserialize)]
+pub struct CreateByText {
+    pub name: Option<String>,
+    pub text: Option<String>,
+    pub process_rule: Option<Value>,
+    pub indexing_technique: Option<String>,
+    pub doc_form: Option<String>,
+    pub doc_language: Option<String>,
+    pub retrieval_model: Option<Value>,
+    pub embedding_model: Option<String>,
+    pub embedding_model_provider: Option<String>,
+    pub original_document_id: Option<String>,
+}
+
+/// What document operations need.
+pub struct Documents<'a> {
+    pub db: &'a Db,
+    pub storage: &'a Storage,
+    pub settings: &'a Settings,
+}
+
+fn invalid(message: impl Into<String>) -> DatasetsError {
+    DatasetsError::InvalidParam(message.into())
+}
+
+/// Dify's batch id: a timestamp and six random digits.
+fn new_batch() -> Result<String, DatasetsError> {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).map_err(|e| invalid(e.to_string()))?;
+    Ok(format!("{}{:06}", Utc::now().format("%Y%m%d%H%M%S"), u32::from_le_bytes(bytes) % 1_000_000))
+}
+
+impl Documents<'_> {
+    /// Creates a document from text and queues its indexing; returns it and its batch.
+    pub async fn create_by_text(
+        &self,
+        dataset: &Dataset,
+        account_id: Uuid,
+        request: CreateByText,
+        jobs: Option<&JobStore>,
+    ) -> Result<Document, DatasetsError> {
+        let name = request.name.as_deref().map(str::trim).unwrap_or_default().to_owned();
+        if name.is_empty() || name.chars().count() > 255 {
+            return Err(invalid("name is required (1 to 255 characters)."));
+        }
+        let content = request.text.unwrap_or_default();
+        if content.trim().is_empty() {
+            return Err(invalid("text is required."));
+        }
+        let technique = match (&dataset.indexing_technique, request.indexing_technique.as_deref()) {
+            (Some(existing), _) => existing.clone(),
+            (None, Some("economy")) => "economy".to_owned(),
+            (None, Some("high_quality")) => return Err(DatasetsError::ProviderNotInitialized),
+            (None, Some(_)) => return Err(invalid("indexing_technique is invalid.")),
+            (None, None) => return Err(invalid("indexing_technique is required.")),
+        };
+        if technique == "high_quality" {
+            return Err(DatasetsError::ProviderNotInitialized);
+        }
+        match request.doc_form.as_deref().unwrap_or("text_model") {
+            "text_model" => {}
+            "hierarchical_model" | "qa_model" => {
+                return Err(invalid("Invalid doc_form: only text_model is supported by this kiln version."));
+            }
+            _ => return Err(invalid("Invalid doc_form.")),
+        }
+        let limit = self.settings.knowledge.indexing_max_segmentation_tokens_length.0;
+        let (mode, rules) = match &request.process_rule {
+            Some(rule) if !rule.is_null() => indexing::check_process_rule(rule, limit).map_err(invalid)?,
+            _ => ("automatic".to_owned(), indexing::automatic_rules()),
+        };
+        let jobs = jobs.ok_or_else(|| invalid("The job queue is not reachable yet; try again shortly."))?;
+        let now = Utc::now();
+        if dataset.indexing_technique.is_none() {
+            let mut fixed = dataset.clone();
+            fixed.indexing_technique = Some(technique.clone());
+            fixed.data_source_type = Some("upload_file".into());
+            fixed.updated_at = now;
+            dataset_repo::update_dataset(self.db, &fixed).await?;
+        }
+        let file_id = Uuid::new_v4();
+        let key = format!("upload_files/{}/{file_id}.txt", dataset.tenant_id);
+        self.storage
+            .operator()
+            .write(&key, content.clone().into_bytes())
+            .await
+            .map_err(|e| invalid(format!("the text could not be stored: {e}")))?;
+        let file = UploadFile {
+            id: file_id,
+            tenant_id: dataset.tenant_id,
+            storage_key: key,
+            name: format!("{name}.txt"),
+            size: content.len() as i64,
+            extension: "txt".into(),
+            mime_type: Some("text/plain".into()),
+            created_by: account_id,
+            created_at: now,
+        };
+        repo::insert_upload_file(self.db, &file).await?;
+        let rule_id =
+            repo::insert_process_rule(self.db, dataset.id, &mode, Some(&rules.to_string()), account_id, now)
+                .await?;
+        let document = Document {
+            id: Uuid::new_v4(),
+            tenant_id: dataset.tenant_id,
+            dataset_id: dataset.id,
+            position: repo::next_position(self.db, dataset.id).await?,
+            data_source_type: "upload_file".into(),
+            data_source_info: Some(json!({"upload_file_id": file_id}).to_string()),
+            dataset_process_rule_id: Some(rule_id),
+            batch: new_batch()?,
+            name,
+            created_from: "api".into(),
+            created_by: account_id,
+            created_at: now,
+            updated_at: now,
+            upload_file_id: Some(file_id),
+            word_count: 0,
+            tokens: 0,
+            indexing_status: "waiting".into(),
+            processing_started_at: None,
+            parsing_completed_at: None,
+            cleaning_completed_at: None,
+            splitting_completed_at: None,
+            completed_at: None,
+            indexing_latency: None,
+            is_paused: false,
+            paused_at: None,
+            error: None,
+            stopped_at: None,
+            enabled: true,
+            disabled_at: None,
+            disabled_by: None,
+            archived: false,
+            archived_at: None,
+            doc_form: "text_model".into(),
+            doc_language: Some(request.doc_language.unwrap_or_else(|| "English".into())),
+            doc_type: None,
+            doc_metadata: None,
+        };
+        repo::insert_document(self.db, &document).await?;
+        let args = serde_json::to_vec(&IndexArgs { document_id: document.id })
+            .map_err(|e| invalid(e.to_string()))?;
+        if let Err(error) = jobs.push(&[JobSpec::new(indexing::QUEUE, indexing::TASK, args)]).await {
+            // The document stays `waiting` with its reason; re-creating it is the client's call.
+            repo::fail(self.db, document.id, &format!("could not queue indexing: {error}"), Utc::now())
+                .await?;
+            return Err(invalid(format!("The indexing job could not be queued: {error}")));
+        }
+        Ok(document)
+    }
+
+    /// Deletes a dataset: its rows at once, its stored files through a `dataset` queue task
+    /// (inline when no queue is reachable).
+    pub async fn delete_dataset(
+        &self,
+        dataset: &Dataset,
+        jobs: Option<&JobStore>,
+    ) -> Result<(), DatasetsError> {
+        let files = repo::dataset_upload_files(self.db, dataset.id).await?;
+        if !dataset_repo::delete_dataset(self.db, dataset.tenant_id, dataset.id).await? {
+            return Err(DatasetsError::NotFound);
+        }
+        if files.is_empty() {
+            return Ok(());
+        }
+        let args = CleanArgs { dataset_id: dataset.id, upload_file_ids: files.clone() };
+        let queued = match (jobs, serde_json::to_vec(&args)) {
+            (Some(jobs), Ok(payload)) => {
+                jobs.push(&[JobSpec::new(indexing::QUEUE, cleanup::TASK, payload)]).await.is_ok()
+            }
+            _ => false,
+        };
+        if !queued && let Err(error) = cleanup::remove_files(self.db, self.storage, &files).await {
+            tracing::warn!(%error, dataset = %dataset.id, "stored files not deleted; the orphan sweep will");
+        }
+        Ok(())
+    }
+
+    pub async fn get(&self, dataset_id: Uuid, id: Uuid) -> Result<Document, DatasetsError> {
+        repo::find_document(self.db, dataset_id, id).await?.ok_or(DatasetsError::DocumentNotFound)
+    }
+
+    /// The detail JSON (`metadata=all|only|without`).
+    pub async fn detail(&self, document: &Document, metadata: &str) -> Result<Value, DatasetsError> {
+        let hits = repo::document_hits(self.db, document.id).await?;
+        let (_, segments) = repo::segment_counts(self.db, document.id).await?;
+        let rule = match document.dataset_process_rule_id {
+            Some(id) => repo::find_process_rule(self.db, id).await?.map_or(Value::Null, |r| {
+                json!({"mode": r.mode, "rules": r.rules.as_deref().and_then(|x| serde_json::from_str::<Value>(x).ok())})
+            }),
+            None => Value::Null,
+        };
+        let mut body = document.detail_json(hits, segments, rule);
+        match metadata {
+            "all" => {}
+            "only" => {
+                body = json!({"id": document.id, "doc_type": document.doc_type, "doc_metadata": body["doc_metadata"]});
+            }
+            "without" => {
+                if let Some(map) = body.as_object_mut() {
+                    map.remove("doc_type");
+                    map.remove("doc_metadata");
+                }
+            }
+            _ => return Err(DatasetsError::InvalidMetadata),
+        }
+        Ok(body)
+    }
+
+    pub async fn list(
+        &self,
+        dataset_id: Uuid,
+        keyword: Option<&str>,
+        page: u32,
+        limit: u32,
+    ) -> Result<(Vec<Value>, i64), DatasetsError> {
+        let keyword = keyword.map(str::trim).filter(|k| !k.is_empty());
+        let (documents, total) = repo::list_documents(self.db, dataset_id, keyword, page, limit).await?;
+        let mut out = Vec::with_capacity(documents.len());
+        for document in &documents {
+            out.push(document.json(repo::document_hits(self.db, document.id).await?));
+        }
+        Ok((out, total))
+    }
+
+    /// Deletes a document, its segments and index entries, and its stored file.
+    pub async fn delete(&self, dataset_id: Uuid, id: Uuid) -> Result<(), DatasetsError> {
+        let document = self.get(dataset_id, id).await?;
+        if matches!(document.indexing_status.as_str(), "parsing" | "cleaning" | "splitting" | "indexing")
+            && !document.is_paused
+        {
+            return Err(DatasetsError::DocumentIndexing);
+        }
+        repo::delete_document(self.db, dataset_id, id).await?;
+        if let Some(file_id) = document.upload_file_id
+            && let Some(file) = repo::find_upload_file(self.db, file_id).await?
+        {
+            if let Err(error) = self.storage.operator().delete(&file.storage_key).await {
+                tracing::warn!(%error, key = file.storage_key, "stored file not deleted; the orphan sweep will");
+            }
+            repo::delete_upload_file(self.db, file_id).await?;
+        }
+        Ok(())
+    }
+
+    /// The documents of a batch, in Dify's indexing-status shape.
+    pub async fn batch_status(&self, dataset_id: Uuid, batch: &str) -> Result<Vec<Value>, DatasetsError> {
+        let documents = repo::documents_in_batch(self.db, dataset_id, batch).await?;
+        if documents.is_empty() {
+            return Err(DatasetsError::DocumentNotFound);
+        }
+        let mut out = Vec::with_capacity(documents.len());
+        for document in &documents {
+            let (completed, total) = repo::segment_counts(self.db, document.id).await?;
+            out.push(document.status_json(completed, total));
+        }
+        Ok(out)
+    }
+
+    /// Keyword retrieval over a dataset's segments, as Dify's economy datasets search.
+    pub async fn retrieve(&self, dataset: &Dataset, request: &Value) -> Result<Value, DatasetsError> {
+        let query = request.get("query").and_then(Value::as_str).map(str::trim).unwrap_or_default();
+        if query.is_empty() {
+            return Err(invalid("Query is required."));
+        }
+        if query.chars().count() > MAX_QUERY_CHARS {
+            return Err(invalid(format!("Query cannot exceed {MAX_QUERY_CHARS} characters.")));
+        }
+        let defaults = dataset.retrieval_model_dict();
+        let model = request.get("retrieval_model").filter(|m| m.is_object()).unwrap_or(&defaults);
+        let top_k =
+            model.get("top_k").and_then(Value::as_u64).or_else(|| defaults["top_k"].as_u64()).unwrap_or(4);
+        let top_k = top_k.clamp(1, 100) as i64;
+        let threshold = (model.get("score_threshold_enabled") == Some(&Value::Bool(true)))
+            .then(|| model.get("score_threshold").and_then(Value::as_f64).unwrap_or(0.0));
+        let keywords: Vec<String> = text::keywords(query).into_iter().collect();
+        let found = repo::keyword_search(self.db, dataset.id, &keywords, top_k).await?;
+        let total = keywords.len().max(1) as f64;
+        let hits: Vec<(super::documents::Segment, f64)> = found
+            .into_iter()
+            .map(|(segment, matches)| (segment, matches as f64 / total))
+            .filter(|(_, score)| threshold.is_none_or(|t| *score >= t))
+            .collect();
+        let ids: Vec<Uuid> = hits.iter().map(|(s, _)| s.id).collect();
+        repo::record_hits(self.db, &ids).await?;
+        let mut document_ids: Vec<Uuid> = hits.iter().map(|(s, _)| s.document_id).collect();
+        document_ids.dedup();
+        let documents = repo::find_documents(self.db, &document_ids).await?;
+        let records: Vec<Value> = hits
+            .iter()
+            .map(|(segment, score)| {
+                let mut body = segment.json();
+                body["hit_count"] = json!(segment.hit_count + 1);
+                if let Some(d) = documents.iter().find(|d| d.id == segment.document_id) {
+                    body["document"] = json!({
+                        "id": d.id, "data_source_type": d.data_source_type, "name": d.name,
+                        "doc_type": d.doc_type, "doc_metadata": d.doc_metadata.as_deref()
+                            .and_then(|m| serde_json::from_str::<Value>(m).ok()),
+                    });
+                }
+                json!({"segment": body, "child_chunks": [], "score": score, "tsne_position": null, "files": [], "summary": null})
+            })
+            .collect();
+        Ok(json!({"query": {"content": query}, "records": records}))
+    }
+}

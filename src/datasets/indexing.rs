@@ -1,0 +1,205 @@
+//! The indexing pipeline a worker runs on the `dataset` queue: parse → clean → split →
+//! index, each step recorded on the document as Dify records it. Re-delivery is safe: the
+//! segments of a document are replaced in one transaction, and a completed document is left
+//! alone.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::documents_repo::{self as repo, NewSegment, Step};
+use super::text::{self, Cleaning, Splitting};
+use crate::tasks::{TaskContext, TaskError, TaskServices};
+
+/// The task name, on the `dataset` queue.
+pub const TASK: &str = "document_indexing_task";
+/// The queue documents are indexed on.
+pub const QUEUE: &str = "dataset";
+
+/// The task's arguments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexArgs {
+    pub document_id: Uuid,
+}
+
+/// A process rule, checked: what cleaning and splitting to do.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub mode: String,
+    pub cleaning: Cleaning,
+    pub splitting: Splitting,
+}
+
+/// Dify's AUTOMATIC_RULES.
+pub fn automatic_rules() -> Value {
+    json!({
+        "pre_processing_rules": [
+            {"id": "remove_extra_spaces", "enabled": true},
+            {"id": "remove_urls_emails", "enabled": false}
+        ],
+        "segmentation": {"delimiter": "\n", "max_tokens": 500, "chunk_overlap": 50}
+    })
+}
+
+/// Checks a `process_rule` as Dify does and returns the mode and the rules to store.
+pub fn check_process_rule(rule: &Value, max_tokens_limit: u32) -> Result<(String, Value), String> {
+    let mode = rule.get("mode").and_then(Value::as_str).ok_or("process_rule.mode is required.")?;
+    match mode {
+        "automatic" => Ok(("automatic".into(), automatic_rules())),
+        "custom" => {
+            let rules =
+                rule.get("rules").filter(|r| r.is_object()).ok_or("process_rule.rules is required.")?;
+            if let Some(pre) = rules.get("pre_processing_rules") {
+                let list = pre.as_array().ok_or("process_rule.rules.pre_processing_rules must be a list.")?;
+                for item in list {
+                    let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
+                    if !matches!(id, "remove_stopwords" | "remove_extra_spaces" | "remove_urls_emails") {
+                        return Err("process_rule.rules.pre_processing_rules.id is invalid.".into());
+                    }
+                    if !item.get("enabled").is_some_and(Value::is_boolean) {
+                        return Err("process_rule.rules.pre_processing_rules.enabled is invalid.".into());
+                    }
+                }
+            }
+            let segmentation = rules
+                .get("segmentation")
+                .filter(|s| s.is_object())
+                .ok_or("process_rule.rules.segmentation is required.")?;
+            let separator = segmentation.get("separator").and_then(Value::as_str);
+            if separator.is_none_or(str::is_empty) {
+                return Err("process_rule.rules.segmentation.separator is required.".into());
+            }
+            let max_tokens = segmentation
+                .get("max_tokens")
+                .and_then(Value::as_u64)
+                .ok_or("process_rule.rules.segmentation.max_tokens is required.")?;
+            if max_tokens < 50 || max_tokens > u64::from(max_tokens_limit) {
+                return Err(format!("Custom segment length should be between 50 and {max_tokens_limit}."));
+            }
+            let overlap = segmentation.get("chunk_overlap").map_or(Some(0), Value::as_u64);
+            if overlap.is_none_or(|o| o >= max_tokens) {
+                return Err("process_rule.rules.segmentation.chunk_overlap must be below max_tokens.".into());
+            }
+            Ok(("custom".into(), rules.clone()))
+        }
+        "hierarchical" => Err("process_rule.mode hierarchical is not supported by this kiln version.".into()),
+        _ => Err("process_rule.mode is invalid.".into()),
+    }
+}
+
+/// Turns stored rules into what the pipeline does.
+pub fn rule_from(mode: &str, rules: Option<&str>) -> Rule {
+    let rules: Value = rules.and_then(|r| serde_json::from_str(r).ok()).unwrap_or_else(automatic_rules);
+    let enabled = |id: &str| {
+        rules["pre_processing_rules"]
+            .as_array()
+            .is_some_and(|list| list.iter().any(|r| r["id"] == id && r["enabled"] == true))
+    };
+    let segmentation = &rules["segmentation"];
+    let max_tokens = segmentation["max_tokens"].as_u64().unwrap_or(500) as usize;
+    let chunk_overlap = segmentation["chunk_overlap"].as_u64().unwrap_or(0) as usize;
+    let separator =
+        if mode == "custom" { segmentation["separator"].as_str().map(str::to_owned) } else { None };
+    Rule {
+        mode: mode.to_owned(),
+        cleaning: Cleaning {
+            remove_extra_spaces: enabled("remove_extra_spaces"),
+            remove_urls_emails: enabled("remove_urls_emails"),
+        },
+        splitting: Splitting { separator, max_tokens, chunk_overlap },
+    }
+}
+
+/// Why parsing a stored file failed: the document ends in `error` with this, never a retry.
+fn parse(bytes: &[u8], extension: &str) -> Result<String, String> {
+    match extension {
+        "txt" | "md" | "markdown" | "mdx" => {
+            String::from_utf8(bytes.to_vec()).map_err(|_| "the file is not valid UTF-8 text".to_owned())
+        }
+        other => Err(format!("files of type .{other} cannot be indexed by this kiln version")),
+    }
+}
+
+fn transient(error: impl std::fmt::Display) -> TaskError {
+    TaskError::Transient(error.to_string())
+}
+
+/// Indexes one document (idempotent).
+pub async fn index_document(
+    services: Arc<TaskServices>,
+    args: IndexArgs,
+    ctx: TaskContext,
+) -> Result<(), TaskError> {
+    let db = &services.db;
+    let Some(document) = repo::find_document_by_id(db, args.document_id).await.map_err(transient)? else {
+        tracing::info!(document = %args.document_id, job = %ctx.job_id, "document was deleted; nothing to index");
+        return Ok(());
+    };
+    if document.indexing_status == "completed" || document.is_paused {
+        return Ok(());
+    }
+    repo::advance(db, document.id, Step::Parsing, Utc::now()).await.map_err(transient)?;
+    let document = repo::find_document_by_id(db, document.id).await.map_err(transient)?.unwrap_or(document);
+    let content = match load_text(&services, &document).await? {
+        Ok(text) => text,
+        Err(reason) => {
+            tracing::warn!(document = %document.id, %reason, "document cannot be indexed");
+            repo::fail(db, document.id, &reason, Utc::now()).await.map_err(transient)?;
+            return Ok(());
+        }
+    };
+    repo::advance(db, document.id, Step::Cleaning, Utc::now()).await.map_err(transient)?;
+    let rule = match document.dataset_process_rule_id {
+        Some(id) => match repo::find_process_rule(db, id).await.map_err(transient)? {
+            Some(stored) => rule_from(&stored.mode, stored.rules.as_deref()),
+            None => rule_from("automatic", None),
+        },
+        None => rule_from("automatic", None),
+    };
+    let cleaned = text::clean(&content, rule.cleaning);
+    repo::advance(db, document.id, Step::Splitting, Utc::now()).await.map_err(transient)?;
+    let chunks = text::split(&cleaned, &rule.splitting);
+    repo::advance(db, document.id, Step::Indexing, Utc::now()).await.map_err(transient)?;
+    let segments: Vec<NewSegment> = chunks
+        .into_iter()
+        .map(|content| NewSegment {
+            keywords: text::keywords(&content).into_iter().take(MAX_KEYWORDS_PER_SEGMENT).collect(),
+            tokens: text::estimate_tokens(&content) as i32,
+            hash: hex::encode(Sha256::digest(content.as_bytes())),
+            content,
+        })
+        .collect();
+    let count = segments.len();
+    repo::replace_segments(db, &document, &segments, Utc::now()).await.map_err(transient)?;
+    tracing::info!(document = %document.id, segments = count, mode = %rule.mode, "document indexed");
+    Ok(())
+}
+
+/// Keywords kept per segment (a very long segment must not bloat the index).
+const MAX_KEYWORDS_PER_SEGMENT: usize = 500;
+
+/// The document's text, or why it has none (a storage outage is transient, a bad file not).
+async fn load_text(
+    services: &TaskServices,
+    document: &super::documents::Document,
+) -> Result<Result<String, String>, TaskError> {
+    let Some(file_id) = document.upload_file_id else {
+        return Ok(Err("the document has no stored file".into()));
+    };
+    let Some(file) = repo::find_upload_file(&services.db, file_id).await.map_err(transient)? else {
+        return Ok(Err("the document's stored file record is gone".into()));
+    };
+    let bytes = match services.storage.operator().read(&file.storage_key).await {
+        Ok(buffer) => buffer.to_vec(),
+        Err(error) if error.kind() == opendal::ErrorKind::NotFound => {
+            return Ok(Err(format!("the stored file {} is missing", file.storage_key)));
+        }
+        Err(error) => return Err(transient(format!("reading {}: {error}", file.storage_key))),
+    };
+    Ok(parse(&bytes, &file.extension))
+}
