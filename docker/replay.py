@@ -142,9 +142,13 @@ def main():
             replicas = int(interpolate((service.get("deploy") or {}).get("replicas", 1), variables) or 1)
             for replica in range(1, replicas + 1):
                 key = name if replicas == 1 else f"{name}-{replica}"
+                replica_env = dict(env)
+                # Each container has its own network namespace; here replicas need their own port.
+                if "KILN_WORKER_HEALTH_PORT" in replica_env:
+                    replica_env["KILN_WORKER_HEALTH_PORT"] = str(free_port())
                 say(f"{key}: MODE={env.get('MODE', '')} {' '.join(command[1:])}")
-                processes[key] = subprocess.Popen(command, env=env, cwd=scratch)
-                processes[key].replay_env = env
+                processes[key] = subprocess.Popen(command, env=replica_env, cwd=scratch)
+                processes[key].replay_env = replica_env
                 processes[key].service = name
 
         for name, process in processes.items():
@@ -165,7 +169,7 @@ def main():
             else:
                 fail(f"{name}: healthcheck {argv} never passed")
             say(f"{name}: healthcheck passed")
-            port = process.replay_env.get("DIFY_PORT")
+            port = process.replay_env.get("DIFY_PORT") or process.replay_env.get("KILN_WORKER_HEALTH_PORT")
             if port:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=10) as response:
                     body = response.read().decode()

@@ -230,6 +230,44 @@ async fn jobs_still_running_when_the_grace_period_ends_are_handed_back_at_once()
     cleanup(&prefix).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_serves_ready_with_queue_counts_on_its_health_port() {
+    let (store, mut env, prefix) = redis_queue().await;
+    let port = common::free_port().to_string();
+    env.push(("KILN_WORKER_HEALTH_PORT".to_owned(), port.clone()));
+    env.push(("DIFY_BIND_ADDRESS".to_owned(), "127.0.0.1".to_owned()));
+    let dir = workdir();
+    let mut process = worker(dir.path(), &env, &[]);
+    let specs: Vec<JobSpec> = (0..3).map(|_| probe("mail", json!({"succeed_on_attempt": 9}))).collect();
+    store.push(&specs).await.expect("push");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let body: serde_json::Value =
+            common::get(format!("{url}/ready")).await.expect("ready").json().await.expect("json");
+        let mail = &body["queues"]["mail"];
+        if mail["delayed"].as_u64().unwrap_or(0) + mail["dead"].as_u64().unwrap_or(0) == 3 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "counts never showed the retried jobs: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(body["status"], "ok", "{body}");
+    assert!(body["queues"]["dataset"].is_object(), "every consumed queue is reported: {body}");
+    assert_eq!(common::get(format!("{url}/health")).await.expect("health").status(), 200);
+    // `kiln healthcheck` in the worker's container probes the worker's port.
+    let status = kiln(dir.path())
+        .envs(env.iter().cloned())
+        .env("MODE", "worker")
+        .args(["healthcheck", "--ready"])
+        .status()
+        .expect("run healthcheck");
+    assert!(status.success());
+    process.terminate();
+    assert!(process.wait_exit(Duration::from_secs(30)).success(), "{}", process.log());
+    cleanup(&prefix).await;
+}
+
 #[test]
 fn an_unknown_queue_fails_at_start_with_the_valid_list() {
     let dir = workdir();

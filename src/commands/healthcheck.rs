@@ -15,7 +15,12 @@ pub fn probe_addr(settings: &Settings) -> SocketAddr {
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    SocketAddr::new(ip, settings.server.port.0)
+    // A worker's listener, when it has one, is what its container's health check probes.
+    let port = match (settings.mode(), settings.queue.worker_health_port) {
+        (crate::config::Mode::Worker, Some(port)) => port.0,
+        _ => settings.server.port.0,
+    };
+    SocketAddr::new(ip, port)
 }
 
 /// GETs `path` and returns the status code.

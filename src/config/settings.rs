@@ -335,6 +335,9 @@ section! {
         prefetch_multiplier: PositiveCount = "CELERY_PREFETCH_MULTIPLIER" => "1";
         /// Key prefix (a Redis hash tag) of kiln's queue keys.
         prefix: String = "KILN_QUEUE_PREFIX" => "kiln";
+        /// Port on which MODE=worker serves /health and /ready (with queue counts) on
+        /// DIFY_BIND_ADDRESS, for orchestrator health checks (empty: none).
+        worker_health_port: Option<Port> = "KILN_WORKER_HEALTH_PORT" => "";
         /// The embedded job store file when no Redis is configured (empty: jobs.db in KILN_DATA_DIR).
         jobs_db: Option<PathBuf> = "KILN_JOBS_DB" => "";
         /// Seconds a claimed job's lease lasts; workers renew it every third of that.

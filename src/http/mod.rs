@@ -89,6 +89,16 @@ async fn not_found() -> error::ApiError {
     error::ApiError::NotFound
 }
 
+/// Just `/health` and `/ready`, for a worker's health listener.
+pub fn health_router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(error::json_errors))
+}
+
 /// Builds the full router with every middleware.
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();

@@ -199,12 +199,42 @@ pub async fn open_store_until_reachable(settings: &Settings) -> JobStore {
     }
 }
 
-/// The worker role: database (checked or migrated), job store, then the workers.
+/// The worker role: database (checked or migrated), job store, then the workers; with
+/// KILN_WORKER_HEALTH_PORT, also `/health` and `/ready` (queue counts included).
 pub async fn start(ctx: RoleContext) -> Result<(), RoleError> {
-    let db = super::connect_db(&ctx.settings).await?;
-    crate::infra::migrations::ensure_schema(&db, &ctx.settings, ctx.settings.app.migration_enabled).await?;
+    let stop = shutdown::Shutdown::listen();
+    let Some(port) = ctx.settings.queue.worker_health_port else {
+        let db = super::connect_db(&ctx.settings).await?;
+        crate::infra::migrations::ensure_schema(&db, &ctx.settings, ctx.settings.app.migration_enabled)
+            .await?;
+        let store = open_store(&ctx.settings).await?;
+        let result = run(ctx, db.clone(), store, stop).await;
+        db.close().await;
+        return result;
+    };
+    let addr = std::net::SocketAddr::new(ctx.settings.server.bind_address, port.0);
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| {
+        RoleError::Worker(format!(
+            "cannot listen on {addr}: {error}. Change KILN_WORKER_HEALTH_PORT or DIFY_BIND_ADDRESS"
+        ))
+    })?;
+    let mut state = super::prepare(ctx.settings.clone(), ctx.settings.app.migration_enabled).await?;
     let store = open_store(&ctx.settings).await?;
-    let result = run(ctx, db.clone(), store, shutdown::Shutdown::listen()).await;
+    state.runs_worker = true;
+    let _ = state.jobs.set(store.clone());
+    let db = state.db.clone();
+    let grace = ctx.settings.server.shutdown_grace_period.duration();
+    tracing::info!(listen = %addr, "worker health listener: /health and /ready");
+    let health = tokio::spawn(crate::http::serve(
+        listener,
+        crate::http::health_router(state),
+        stop.clone().wait(),
+        grace,
+    ));
+    let result = run(ctx, db.clone(), store, stop).await;
+    if let Ok(Err(error)) = health.await {
+        tracing::warn!(%error, "worker health listener failed");
+    }
     db.close().await;
     result
 }
