@@ -4,84 +4,9 @@
 
 mod common;
 
-use common::{Browser, KilnProcess, PgDatabase, kiln, workdir};
+use common::PgDatabase;
+use common::knowledge::{Stack, new_key, wait_indexed, walk};
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "s3cretpass";
-
-struct Stack {
-    _server: KilnProcess,
-    url: String,
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-    _db: Option<PgDatabase>,
-}
-
-impl Stack {
-    async fn start(db: Option<PgDatabase>) -> Self {
-        let mut env = db.as_ref().map(PgDatabase::env).unwrap_or_default();
-        env.push(("MIGRATION_ENABLED".into(), "true".into()));
-        let dir = workdir();
-        let mut command = kiln(dir.path());
-        command.envs(env.iter().cloned());
-        let mut server = KilnProcess::spawn(command);
-        let url = server.wait_until_serving();
-        Self { _server: server, url, dir, env, _db: db }
-    }
-
-    /// The first owner, signed in.
-    async fn owner(&self) -> Browser {
-        let mut browser = Browser::new(&self.url);
-        let setup = json!({"email": "owner@example.com", "name": "Owner", "password": PASSWORD});
-        assert_eq!(browser.post("/console/api/setup", setup).await.0, 201);
-        assert_eq!(browser.login("owner@example.com", PASSWORD).await.0, 200);
-        browser
-    }
-
-    /// A second workspace's owner, made with `kiln create-tenant`, signed in.
-    async fn other_owner(&self) -> Browser {
-        let output = kiln(self.dir.path())
-            .envs(self.env.iter().cloned())
-            .args(["create-tenant", "--email", "other@example.com"])
-            .output()
-            .expect("run create-tenant");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
-        let password = stdout.lines().find_map(|l| l.strip_prefix("Password: ")).expect("password").trim();
-        let mut browser = Browser::new(&self.url);
-        assert_eq!(browser.login("other@example.com", password).await.0, 200);
-        browser
-    }
-
-    async fn v1(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = common::http().request(method, format!("{}/v1{path}", self.url));
-        if let Some(key) = key {
-            request = request.header("Authorization", format!("Bearer {key}"));
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-}
-
-async fn new_key(browser: &mut Browser) -> String {
-    let (status, body) = browser.post("/console/api/datasets/api-keys", json!({})).await;
-    assert_eq!(status, 200, "{body}");
-    let token = body["token"].as_str().expect("token").to_owned();
-    assert!(token.starts_with("dataset-") && token.len() == 32, "{token}");
-    assert_eq!(body["type"], "dataset");
-    token
-}
 
 async fn flow(stack: &Stack) {
     use reqwest::Method;
@@ -239,34 +164,6 @@ async fn flow(stack: &Stack) {
     assert_eq!(status, 404);
 }
 
-/// Polls a batch until every document in it is completed (or one fails).
-async fn wait_indexed(stack: &Stack, key: &str, dataset: &str, batch: &str) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let (status, body) = stack
-            .v1(
-                reqwest::Method::GET,
-                &format!("/datasets/{dataset}/documents/{batch}/indexing-status"),
-                Some(key),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let states: Vec<&str> = body["data"]
-            .as_array()
-            .expect("data")
-            .iter()
-            .filter_map(|d| d["indexing_status"].as_str())
-            .collect();
-        assert!(!states.contains(&"error"), "{body}");
-        if states.iter().all(|s| *s == "completed") {
-            return body;
-        }
-        assert!(std::time::Instant::now() < deadline, "indexing did not finish: {body}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
 const HANDBOOK: &str = "Holidays\n\nEvery employee gets twenty-five days of paid leave a year.\n\n\
 Expenses\n\nTravel costs are refunded within thirty days when receipts are attached.\n\n\
 报销\n\n差旅费用在三十天内报销。";
@@ -394,22 +291,6 @@ async fn documents_flow(stack: &Stack) {
         assert!(std::time::Instant::now() < deadline, "the dataset's stored file was not deleted");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-}
-
-/// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                out.extend(walk(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

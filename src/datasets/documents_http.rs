@@ -1,7 +1,7 @@
 //! `/v1` document routes: create by text, list, get, delete, indexing status, retrieve.
 //! Canonical hyphenated paths, with Dify's underscore aliases.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -32,6 +32,56 @@ async fn create_by_text(
 ) -> Result<Json<Value>, ApiError> {
     let dataset = api_dataset(&state, &key, &id).await?;
     let document = documents(&state).create_by_text(&dataset, key.0.owner_id, body, state.jobs.get()).await?;
+    let batch = document.batch.clone();
+    Ok(Json(json!({"document": document.json(0), "batch": batch})))
+}
+
+/// `file` (exactly one) and `data` (a JSON string of the create-by-text fields but name
+/// and text) from a multipart body.
+async fn read_upload(mut multipart: Multipart) -> Result<(String, Vec<u8>, CreateByText), ApiError> {
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::from(DatasetsError::InvalidParam(format!(
+            "The multipart body cannot be read: {}",
+            e.body_text()
+        )))
+    };
+    let mut file: Option<(String, Vec<u8>)> = None;
+    let mut data = CreateByText::default();
+    while let Some(field) = multipart.next_field().await.map_err(bad)? {
+        match field.name() {
+            Some("file") => {
+                if file.is_some() {
+                    return Err(DatasetsError::TooManyFiles.into());
+                }
+                let name = field.file_name().map(str::to_owned).unwrap_or_default();
+                file = Some((name, field.bytes().await.map_err(bad)?.to_vec()));
+            }
+            Some("data") => {
+                let text = field.text().await.map_err(bad)?;
+                if !text.trim().is_empty() {
+                    data = serde_json::from_str(&text).map_err(|e| {
+                        ApiError::from(DatasetsError::InvalidParam(format!("data is not valid JSON: {e}")))
+                    })?;
+                }
+            }
+            _ => {}
+        }
+    }
+    let (name, bytes) = file.ok_or(DatasetsError::NoFileUploaded)?;
+    Ok((name, bytes, data))
+}
+
+async fn create_by_file(
+    State(state): State<AppState>,
+    key: ServiceKey,
+    Path(id): Path<String>,
+    multipart: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    let dataset = api_dataset(&state, &key, &id).await?;
+    let (name, bytes, data) = read_upload(multipart).await?;
+    let document = documents(&state)
+        .create_by_file(&dataset, key.0.owner_id, &name, bytes, data, state.jobs.get())
+        .await?;
     let batch = document.batch.clone();
     Ok(Json(json!({"document": document.json(0), "batch": batch})))
 }
@@ -100,6 +150,8 @@ pub fn service_routes() -> Router<AppState> {
     Router::new()
         .route("/datasets/{id}/document/create-by-text", post(create_by_text))
         .route("/datasets/{id}/document/create_by_text", post(create_by_text))
+        .route("/datasets/{id}/document/create-by-file", post(create_by_file))
+        .route("/datasets/{id}/document/create_by_file", post(create_by_file))
         .route("/datasets/{id}/documents", get(list))
         .route("/datasets/{id}/documents/{document}", get(detail).delete(delete))
         .route("/datasets/{id}/documents/{batch}/indexing-status", get(indexing_status))

@@ -83,6 +83,12 @@ pub async fn insert_process_rule(
     Ok(id)
 }
 
+/// The dataset's newest process rule, which later documents inherit.
+pub async fn latest_process_rule(db: &Db, dataset_id: Uuid) -> Result<Option<ProcessRule>, RepoError> {
+    let sql = "SELECT id, mode, rules FROM dataset_process_rules WHERE dataset_id = $1 ORDER BY created_at DESC LIMIT 1";
+    Ok(on_db!(db, pool => sqlx::query_as::<_, ProcessRule>(sql).bind(dataset_id).fetch_optional(pool).await?))
+}
+
 pub async fn find_process_rule(db: &Db, id: Uuid) -> Result<Option<ProcessRule>, RepoError> {
     let sql = "SELECT id, mode, rules FROM dataset_process_rules WHERE id = $1";
     Ok(on_db!(db, pool => sqlx::query_as::<_, ProcessRule>(sql).bind(id).fetch_optional(pool).await?))

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::cleanup::{self, CleanArgs};
 use super::documents::Document;
 use super::documents_repo::{self as repo, UploadFile};
+use super::extract;
 use super::indexing::{self, IndexArgs};
 use super::model::Dataset;
 use super::repo as dataset_repo;
@@ -37,6 +38,38 @@ pub struct CreateByText {
     pub original_document_id: Option<String>,
 }
 
+/// A file to store for a new document.
+struct Upload {
+    name: String,
+    extension: String,
+    bytes: Vec<u8>,
+}
+
+/// A new document's checked indexing choices.
+struct Plan {
+    technique: String,
+    rule: RuleChoice,
+}
+
+enum RuleChoice {
+    /// Reuse the dataset's newest rule.
+    Existing(Uuid),
+    /// Store this (mode, rules).
+    New(String, Value),
+}
+
+fn mime_for(extension: &str) -> &'static str {
+    match extension {
+        "pdf" => "application/pdf",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "html" | "htm" => "text/html",
+        "csv" => "text/csv",
+        "json" => "application/json",
+        "md" | "markdown" | "mdx" => "text/markdown",
+        _ => "text/plain",
+    }
+}
+
 /// What document operations need.
 pub struct Documents<'a> {
     pub db: &'a Db,
@@ -56,7 +89,7 @@ fn new_batch() -> Result<String, DatasetsError> {
 }
 
 impl Documents<'_> {
-    /// Creates a document from text and queues its indexing; returns it and its batch.
+    /// Creates a document from text and queues its indexing.
     pub async fn create_by_text(
         &self,
         dataset: &Dataset,
@@ -68,10 +101,70 @@ impl Documents<'_> {
         if name.is_empty() || name.chars().count() > 255 {
             return Err(invalid("name is required (1 to 255 characters)."));
         }
-        let content = request.text.unwrap_or_default();
+        let content = request.text.clone().unwrap_or_default();
         if content.trim().is_empty() {
             return Err(invalid("text is required."));
         }
+        let plan = self.plan(dataset, &request, false).await?;
+        let upload =
+            Upload { name: format!("{name}.txt"), extension: "txt".into(), bytes: content.into_bytes() };
+        self.create(dataset, account_id, name, upload, plan, request.doc_language, jobs).await
+    }
+
+    /// Creates a document from an uploaded file (checked: extension, size, readable) and
+    /// queues its indexing.
+    pub async fn create_by_file(
+        &self,
+        dataset: &Dataset,
+        account_id: Uuid,
+        filename: &str,
+        bytes: Vec<u8>,
+        request: CreateByText,
+        jobs: Option<&JobStore>,
+    ) -> Result<Document, DatasetsError> {
+        let filename = filename.trim().rsplit(['/', '\\']).next().unwrap_or_default().to_owned();
+        if filename.is_empty() {
+            return Err(DatasetsError::FilenameMissing);
+        }
+        let extension =
+            filename.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).unwrap_or_default();
+        let blacklist = &self.settings.knowledge.upload_file_extension_blacklist;
+        if blacklist
+            .split(',')
+            .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+            .any(|e| !e.is_empty() && e == extension)
+        {
+            return Err(DatasetsError::ExtensionBlocked);
+        }
+        if !extract::supported(&extension) {
+            return Err(DatasetsError::UnsupportedFileType(format!(
+                "Supported: {}.",
+                extract::SUPPORTED.join(", ")
+            )));
+        }
+        let limit_mb = u64::from(self.settings.knowledge.upload_file_size_limit.0);
+        if bytes.len() as u64 > limit_mb * 1024 * 1024 {
+            return Err(DatasetsError::FileTooLarge(format!("{} bytes > {limit_mb} MB", bytes.len())));
+        }
+        // Read it now, so a corrupt or empty file is refused here rather than failing later.
+        let check = bytes.clone();
+        let ext = extension.clone();
+        tokio::task::spawn_blocking(move || extract::extract(&check, &ext).map(drop))
+            .await
+            .map_err(|e| invalid(format!("the file could not be checked: {e}")))?
+            .map_err(DatasetsError::UnsupportedFileType)?;
+        let plan = self.plan(dataset, &request, true).await?;
+        let upload = Upload { name: filename.clone(), extension, bytes };
+        self.create(dataset, account_id, filename, upload, plan, request.doc_language, jobs).await
+    }
+
+    /// Checks the indexing choices of a new document against its dataset.
+    async fn plan(
+        &self,
+        dataset: &Dataset,
+        request: &CreateByText,
+        from_file: bool,
+    ) -> Result<Plan, DatasetsError> {
         let technique = match (&dataset.indexing_technique, request.indexing_technique.as_deref()) {
             (Some(existing), _) => existing.clone(),
             (None, Some("economy")) => "economy".to_owned(),
@@ -90,41 +183,75 @@ impl Documents<'_> {
             _ => return Err(invalid("Invalid doc_form.")),
         }
         let limit = self.settings.knowledge.indexing_max_segmentation_tokens_length.0;
-        let (mode, rules) = match &request.process_rule {
-            Some(rule) if !rule.is_null() => indexing::check_process_rule(rule, limit).map_err(invalid)?,
-            _ => ("automatic".to_owned(), indexing::automatic_rules()),
+        let rule = match &request.process_rule {
+            Some(rule) if !rule.is_null() => {
+                let (mode, rules) = indexing::check_process_rule(rule, limit).map_err(invalid)?;
+                RuleChoice::New(mode, rules)
+            }
+            _ => match repo::latest_process_rule(self.db, dataset.id).await? {
+                Some(existing) => RuleChoice::Existing(existing.id),
+                None if from_file => return Err(invalid("process_rule is required.")),
+                None => RuleChoice::New("automatic".into(), indexing::automatic_rules()),
+            },
         };
+        Ok(Plan { technique, rule })
+    }
+
+    /// Stores the file, records the document and queues its indexing.
+    #[allow(clippy::too_many_arguments)]
+    async fn create(
+        &self,
+        dataset: &Dataset,
+        account_id: Uuid,
+        name: String,
+        upload: Upload,
+        plan: Plan,
+        doc_language: Option<String>,
+        jobs: Option<&JobStore>,
+    ) -> Result<Document, DatasetsError> {
         let jobs = jobs.ok_or_else(|| invalid("The job queue is not reachable yet; try again shortly."))?;
         let now = Utc::now();
         if dataset.indexing_technique.is_none() {
             let mut fixed = dataset.clone();
-            fixed.indexing_technique = Some(technique.clone());
+            fixed.indexing_technique = Some(plan.technique.clone());
             fixed.data_source_type = Some("upload_file".into());
             fixed.updated_at = now;
             dataset_repo::update_dataset(self.db, &fixed).await?;
         }
         let file_id = Uuid::new_v4();
-        let key = format!("upload_files/{}/{file_id}.txt", dataset.tenant_id);
+        let key = format!("upload_files/{}/{file_id}.{}", dataset.tenant_id, upload.extension);
+        let size = upload.bytes.len() as i64;
         self.storage
             .operator()
-            .write(&key, content.clone().into_bytes())
+            .write(&key, upload.bytes)
             .await
-            .map_err(|e| invalid(format!("the text could not be stored: {e}")))?;
+            .map_err(|e| invalid(format!("the file could not be stored: {e}")))?;
         let file = UploadFile {
             id: file_id,
             tenant_id: dataset.tenant_id,
             storage_key: key,
-            name: format!("{name}.txt"),
-            size: content.len() as i64,
-            extension: "txt".into(),
-            mime_type: Some("text/plain".into()),
+            name: upload.name,
+            size,
+            mime_type: Some(mime_for(&upload.extension).into()),
+            extension: upload.extension,
             created_by: account_id,
             created_at: now,
         };
         repo::insert_upload_file(self.db, &file).await?;
-        let rule_id =
-            repo::insert_process_rule(self.db, dataset.id, &mode, Some(&rules.to_string()), account_id, now)
-                .await?;
+        let rule_id = match plan.rule {
+            RuleChoice::Existing(id) => id,
+            RuleChoice::New(mode, rules) => {
+                repo::insert_process_rule(
+                    self.db,
+                    dataset.id,
+                    &mode,
+                    Some(&rules.to_string()),
+                    account_id,
+                    now,
+                )
+                .await?
+            }
+        };
         let document = Document {
             id: Uuid::new_v4(),
             tenant_id: dataset.tenant_id,
@@ -159,7 +286,7 @@ impl Documents<'_> {
             archived: false,
             archived_at: None,
             doc_form: "text_model".into(),
-            doc_language: Some(request.doc_language.unwrap_or_else(|| "English".into())),
+            doc_language: Some(doc_language.unwrap_or_else(|| "English".into())),
             doc_type: None,
             doc_metadata: None,
         };
@@ -167,7 +294,7 @@ impl Documents<'_> {
         let args = serde_json::to_vec(&IndexArgs { document_id: document.id })
             .map_err(|e| invalid(e.to_string()))?;
         if let Err(error) = jobs.push(&[JobSpec::new(indexing::QUEUE, indexing::TASK, args)]).await {
-            // The document stays `waiting` with its reason; re-creating it is the client's call.
+            // The document records why it will not be indexed; re-creating it is the client's call.
             repo::fail(self.db, document.id, &format!("could not queue indexing: {error}"), Utc::now())
                 .await?;
             return Err(invalid(format!("The indexing job could not be queued: {error}")));

@@ -22,6 +22,12 @@ impl From<DatasetsError> for ApiError {
         let (status, code) = match &error {
             E::NotFound | E::DocumentNotFound => (StatusCode::NOT_FOUND, "not_found"),
             E::InvalidMetadata => (StatusCode::BAD_REQUEST, "invalid_metadata"),
+            E::NoFileUploaded => (StatusCode::BAD_REQUEST, "no_file_uploaded"),
+            E::TooManyFiles => (StatusCode::BAD_REQUEST, "too_many_files"),
+            E::FilenameMissing => (StatusCode::BAD_REQUEST, "filename_not_exists_error"),
+            E::FileTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
+            E::UnsupportedFileType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_file_type"),
+            E::ExtensionBlocked => (StatusCode::BAD_REQUEST, "file_extension_blocked"),
             E::DocumentIndexing => (StatusCode::BAD_REQUEST, "document_indexing"),
             E::KeyNotFound => (StatusCode::NOT_FOUND, "not_found"),
             E::NameDuplicate => (StatusCode::CONFLICT, "dataset_name_duplicate"),

@@ -115,16 +115,6 @@ pub fn rule_from(mode: &str, rules: Option<&str>) -> Rule {
     }
 }
 
-/// Why parsing a stored file failed: the document ends in `error` with this, never a retry.
-fn parse(bytes: &[u8], extension: &str) -> Result<String, String> {
-    match extension {
-        "txt" | "md" | "markdown" | "mdx" => {
-            String::from_utf8(bytes.to_vec()).map_err(|_| "the file is not valid UTF-8 text".to_owned())
-        }
-        other => Err(format!("files of type .{other} cannot be indexed by this kiln version")),
-    }
-}
-
 fn transient(error: impl std::fmt::Display) -> TaskError {
     TaskError::Transient(error.to_string())
 }
@@ -201,5 +191,9 @@ async fn load_text(
         }
         Err(error) => return Err(transient(format!("reading {}: {error}", file.storage_key))),
     };
-    Ok(parse(&bytes, &file.extension))
+    // Parsing (PDF above all) is CPU work: keep it off the async workers.
+    let extension = file.extension.clone();
+    tokio::task::spawn_blocking(move || super::extract::extract(&bytes, &extension))
+        .await
+        .map_err(|e| transient(format!("text extraction stopped: {e}")))
 }

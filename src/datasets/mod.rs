@@ -6,6 +6,7 @@ pub mod documents;
 pub mod documents_http;
 pub mod documents_repo;
 pub mod documents_service;
+pub mod extract;
 pub mod http;
 pub mod indexing;
 pub mod model;

@@ -30,6 +30,18 @@ pub enum DatasetsError {
     NotFound,
     #[error("Document not found.")]
     DocumentNotFound,
+    #[error("Please upload your file.")]
+    NoFileUploaded,
+    #[error("Only one file is allowed.")]
+    TooManyFiles,
+    #[error("The specified filename does not exist.")]
+    FilenameMissing,
+    #[error("File size exceeded. {0}")]
+    FileTooLarge(String),
+    #[error("File type not allowed. {0}")]
+    UnsupportedFileType(String),
+    #[error("The file extension is blocked for security reasons.")]
+    ExtensionBlocked,
     #[error("Invalid metadata value: use all, only or without.")]
     InvalidMetadata,
     #[error("The document is being processed and cannot be deleted now.")]

@@ -2,6 +2,8 @@
 //! PostgreSQL, and a TCP proxy that can slow down or cut a connection.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod knowledge;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

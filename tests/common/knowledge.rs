@@ -1,0 +1,131 @@
+//! A kiln server for Knowledge API tests, and helpers to drive it.
+
+use serde_json::{Value, json};
+
+use super::{Browser, KilnProcess, PgDatabase, kiln, workdir};
+
+pub const PASSWORD: &str = "s3cretpass";
+
+pub struct Stack {
+    pub server: KilnProcess,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+    _db: Option<PgDatabase>,
+}
+
+impl Stack {
+    pub async fn start(db: Option<PgDatabase>) -> Self {
+        Self::start_with(db, &[]).await
+    }
+
+    /// A server with extra settings (KEY, value).
+    pub async fn start_with(db: Option<PgDatabase>, extra: &[(&str, &str)]) -> Self {
+        let mut env = db.as_ref().map(PgDatabase::env).unwrap_or_default();
+        env.push(("MIGRATION_ENABLED".into(), "true".into()));
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let dir = workdir();
+        let mut command = kiln(dir.path());
+        command.envs(env.iter().cloned());
+        let mut server = KilnProcess::spawn(command);
+        let url = server.wait_until_serving();
+        Self { server, url, dir, env, _db: db }
+    }
+
+    /// The first owner, signed in.
+    pub async fn owner(&self) -> Browser {
+        let mut browser = Browser::new(&self.url);
+        let setup = json!({"email": "owner@example.com", "name": "Owner", "password": PASSWORD});
+        assert_eq!(browser.post("/console/api/setup", setup).await.0, 201);
+        assert_eq!(browser.login("owner@example.com", PASSWORD).await.0, 200);
+        browser
+    }
+
+    /// A second workspace's owner, made with `kiln create-tenant`, signed in.
+    pub async fn other_owner(&self) -> Browser {
+        let output = kiln(self.dir.path())
+            .envs(self.env.iter().cloned())
+            .args(["create-tenant", "--email", "other@example.com"])
+            .output()
+            .expect("run create-tenant");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        let password = stdout.lines().find_map(|l| l.strip_prefix("Password: ")).expect("password").trim();
+        let mut browser = Browser::new(&self.url);
+        assert_eq!(browser.login("other@example.com", password).await.0, 200);
+        browser
+    }
+
+    pub async fn v1(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = super::http().request(method, format!("{}/v1{path}", self.url));
+        if let Some(key) = key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}
+
+pub async fn new_key(browser: &mut Browser) -> String {
+    let (status, body) = browser.post("/console/api/datasets/api-keys", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().expect("token").to_owned();
+    assert!(token.starts_with("dataset-") && token.len() == 32, "{token}");
+    assert_eq!(body["type"], "dataset");
+    token
+}
+
+/// Polls a batch until every document in it is completed (or one fails).
+pub async fn wait_indexed(stack: &Stack, key: &str, dataset: &str, batch: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (status, body) = stack
+            .v1(
+                reqwest::Method::GET,
+                &format!("/datasets/{dataset}/documents/{batch}/indexing-status"),
+                Some(key),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let states: Vec<&str> = body["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .filter_map(|d| d["indexing_status"].as_str())
+            .collect();
+        assert!(!states.contains(&"error"), "{body}");
+        if states.iter().all(|s| *s == "completed") {
+            return body;
+        }
+        assert!(std::time::Instant::now() < deadline, "indexing did not finish: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Every file under `dir`.
+pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}

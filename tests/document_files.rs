@@ -1,0 +1,176 @@
+//! Documents from uploaded files through `/v1/…/document/create-by-file`: every supported
+//! format is read and indexed, and bad uploads get Dify's status and code.
+
+mod common;
+
+use std::io::Write;
+
+use common::PgDatabase;
+use common::knowledge::{Stack, new_key, wait_indexed, walk};
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+
+/// A one-page PDF showing `text` in Helvetica, with a correct cross-reference table.
+fn pdf(text: &str) -> Vec<u8> {
+    let stream = format!("BT /F1 12 Tf 72 712 Td ({text}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_owned(),
+        format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_owned(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        out.extend(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    out.extend(
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1)
+            .as_bytes(),
+    );
+    out
+}
+
+/// A DOCX holding `paragraphs`.
+fn docx(paragraphs: &[&str]) -> Vec<u8> {
+    let body: String = paragraphs.iter().map(|p| format!("<w:p><w:r><w:t>{p}</w:t></w:r></w:p>")).collect();
+    let document = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\
+         <w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body>{body}</w:body></w:document>"
+    );
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("[Content_Types].xml", options).expect("zip");
+    zip.write_all(b"<?xml version=\"1.0\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"/>").expect("zip");
+    zip.start_file("word/document.xml", options).expect("zip");
+    zip.write_all(document.as_bytes()).expect("zip");
+    zip.finish().expect("zip").into_inner()
+}
+
+async fn upload(
+    stack: &Stack,
+    key: &str,
+    dataset: &str,
+    files: Vec<(&str, Vec<u8>)>,
+    data: Option<Value>,
+) -> (u16, Value) {
+    let mut form = Form::new();
+    for (name, bytes) in files {
+        form = form.part("file", Part::bytes(bytes).file_name(name.to_owned()));
+    }
+    if let Some(data) = data {
+        form = form.text("data", data.to_string());
+    }
+    let response = common::http()
+        .post(format!("{}/v1/datasets/{dataset}/document/create-by-file", stack.url))
+        .bearer_auth(key)
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn retrieve(stack: &Stack, key: &str, dataset: &str, query: &str) -> Value {
+    let (status, body) = stack
+        .v1(
+            reqwest::Method::POST,
+            &format!("/datasets/{dataset}/retrieve"),
+            Some(key),
+            Some(json!({"query": query})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn files_flow(stack: &Stack) {
+    let mut owner = stack.owner().await;
+    let key = new_key(&mut owner).await;
+    let (_, dataset) =
+        stack.v1(reqwest::Method::POST, "/datasets", Some(&key), Some(json!({"name": "Files"}))).await;
+    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let rule = json!({"indexing_technique": "economy", "process_rule": {"mode": "automatic"}});
+
+    // Bad uploads first: Dify's codes, nothing stored.
+    let (status, body) = upload(stack, &key, &ds, vec![], Some(rule.clone())).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("no_file_uploaded")), "{body}");
+    let two = vec![("a.txt", b"one".to_vec()), ("b.txt", b"two".to_vec())];
+    let (status, body) = upload(stack, &key, &ds, two, Some(rule.clone())).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("too_many_files")), "{body}");
+    let (status, body) =
+        upload(stack, &key, &ds, vec![("tool.exe", b"MZ".to_vec())], Some(rule.clone())).await;
+    assert_eq!((status, body["code"].as_str()), (415, Some("unsupported_file_type")), "{body}");
+    let (status, body) =
+        upload(stack, &key, &ds, vec![("page.html", b"<p>hi</p>".to_vec())], Some(rule.clone())).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("file_extension_blocked")), "{body}");
+    let corrupt = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog".to_vec();
+    let (status, body) = upload(stack, &key, &ds, vec![("broken.pdf", corrupt)], Some(rule.clone())).await;
+    assert_eq!((status, body["code"].as_str()), (415, Some("unsupported_file_type")), "{body}");
+    let big = vec![b'a'; 1024 * 1024 + 1];
+    let (status, body) = upload(stack, &key, &ds, vec![("big.txt", big)], Some(rule.clone())).await;
+    assert_eq!((status, body["code"].as_str()), (413, Some("file_too_large")), "{body}");
+    let (status, body) = upload(stack, &key, &ds, vec![("notes.txt", b"hello".to_vec())], None).await;
+    assert_eq!((status, body["message"].as_str()), (400, Some("indexing_technique is required.")), "{body}");
+    let (status, body) = upload(
+        stack,
+        &key,
+        &ds,
+        vec![("notes.txt", b"hello".to_vec())],
+        Some(json!({"indexing_technique": "economy"})),
+    )
+    .await;
+    assert_eq!((status, body["message"].as_str()), (400, Some("process_rule is required.")), "{body}");
+    assert!(walk(&stack.dir.path().join("storage/upload_files")).is_empty(), "refused uploads store nothing");
+
+    // Every supported format, each with a phrase of its own.
+    let files: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("report.pdf", pdf("Quarterly revenue grew by twelve percent"), "quarterly revenue"),
+        (
+            "minutes.docx",
+            docx(&["Board meeting minutes", "The board approved the greenhouse budget"]),
+            "greenhouse budget",
+        ),
+        ("readme.md", b"# Setup\n\nInstall the lighthouse daemon first.".to_vec(), "lighthouse daemon"),
+        ("staff.csv", b"name,role\nAda,compiler architect\n".to_vec(), "compiler architect"),
+        ("config.json", br#"{"service": "aurora borealis tracker"}"#.to_vec(), "aurora borealis"),
+        ("plain.txt", "茶叶的种植需要温暖湿润的气候".as_bytes().to_vec(), "茶叶种植"),
+    ];
+    let mut first = true;
+    for (name, bytes, _) in &files {
+        let data = if first { rule.clone() } else { json!({}) };
+        first = false;
+        let (status, created) = upload(stack, &key, &ds, vec![(name, bytes.clone())], Some(data)).await;
+        assert_eq!(status, 200, "{name}: {created}");
+        assert_eq!(created["document"]["name"], *name);
+        let batch = created["batch"].as_str().expect("batch").to_owned();
+        wait_indexed(stack, &key, &ds, &batch).await;
+    }
+    for (name, _, query) in &files {
+        let found = retrieve(stack, &key, &ds, query).await;
+        assert_eq!(found["records"][0]["segment"]["document"]["name"], *name, "{query}: {found}");
+    }
+    let stored = walk(&stack.dir.path().join("storage/upload_files"));
+    assert_eq!(stored.len(), files.len());
+    assert!(stored.iter().any(|p| p.extension().is_some_and(|e| e == "pdf")), "{stored:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_every_format_are_indexed_and_bad_uploads_refused_on_sqlite() {
+    let extra = [("UPLOAD_FILE_SIZE_LIMIT", "1"), ("UPLOAD_FILE_EXTENSION_BLACKLIST", "html, bat")];
+    files_flow(&Stack::start_with(None, &extra).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_every_format_are_indexed_and_bad_uploads_refused_on_postgres() {
+    let extra = [("UPLOAD_FILE_SIZE_LIMIT", "1"), ("UPLOAD_FILE_EXTENSION_BLACKLIST", "html, bat")];
+    files_flow(&Stack::start_with(Some(PgDatabase::create().await), &extra).await).await;
+}
