@@ -63,17 +63,7 @@ impl Stack {
         key: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut request = super::http().request(method, format!("{}/v1{path}", self.url));
-        if let Some(key) = key {
-            request = request.header("Authorization", format!("Bearer {key}"));
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        v1(&self.url, method, path, key, body).await
     }
 }
 
@@ -88,16 +78,21 @@ pub async fn new_key(browser: &mut Browser) -> String {
 
 /// Polls a batch until every document in it is completed (or one fails).
 pub async fn wait_indexed(stack: &Stack, key: &str, dataset: &str, batch: &str) -> Value {
+    wait_indexed_at(&stack.url, key, dataset, batch).await
+}
+
+/// [`wait_indexed`] for a server known by its URL.
+pub async fn wait_indexed_at(url: &str, key: &str, dataset: &str, batch: &str) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let (status, body) = stack
-            .v1(
-                reqwest::Method::GET,
-                &format!("/datasets/{dataset}/documents/{batch}/indexing-status"),
-                Some(key),
-                None,
-            )
-            .await;
+        let (status, body) = v1(
+            url,
+            reqwest::Method::GET,
+            &format!("/datasets/{dataset}/documents/{batch}/indexing-status"),
+            Some(key),
+            None,
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         let states: Vec<&str> = body["data"]
             .as_array()
@@ -128,4 +123,25 @@ pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// A `/v1` call against the server at `url`, with an optional dataset key.
+pub async fn v1(
+    url: &str,
+    method: reqwest::Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = super::http().request(method, format!("{url}/v1{path}"));
+    if let Some(key) = key {
+        request = request.header("Authorization", format!("Bearer {key}"));
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }

@@ -1,0 +1,134 @@
+//! The compose layout for knowledge bases: PostgreSQL, Redis, an API process and a separate
+//! worker. A worker killed with SIGKILL while it indexes a large document leaves it to the
+//! next worker, which completes it once, with no duplicated segment.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::knowledge::{PASSWORD, new_key, v1, wait_indexed_at};
+use common::{Browser, KilnProcess, PgDatabase, kiln, workdir};
+use serde_json::json;
+
+fn worker(dir: &std::path::Path, env: &[(String, String)]) -> KilnProcess {
+    let mut command = kiln(dir);
+    command.arg("worker").envs(env.iter().cloned());
+    let mut process = KilnProcess::spawn(command);
+    process.wait_for_log("kiln worker is consuming", Duration::from_secs(60));
+    process
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_indexing_leaves_the_document_to_the_next_one_without_duplicates() {
+    let db = PgDatabase::create().await;
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let mut env = db.env();
+    env.extend(
+        [
+            ("REDIS_HOST", "127.0.0.1".to_owned()),
+            ("REDIS_KEY_PREFIX", format!("kiln-test-{unique}:")),
+            ("KILN_QUEUE_PREFIX", format!("kiln-test-{unique}")),
+            ("KILN_JOB_LEASE_SECONDS", "2".to_owned()),
+            ("CELERY_QUEUES", "dataset".to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    // Both processes share the storage directory, as the compose services share a volume.
+    let dir = workdir();
+    let mut migrate = kiln(dir.path());
+    migrate.arg("upgrade-db").envs(env.iter().cloned());
+    assert!(migrate.status().expect("upgrade-db").success());
+    let mut api = kiln(dir.path());
+    api.env("MODE", "api").envs(env.iter().cloned());
+    let mut api = KilnProcess::spawn(api);
+    let url = api.wait_until_serving();
+    let mut first = worker(dir.path(), &env);
+
+    let mut owner = Browser::new(&url);
+    let setup = json!({"email": "owner@example.com", "name": "Owner", "password": PASSWORD});
+    assert_eq!(owner.post("/console/api/setup", setup).await.0, 201);
+    assert_eq!(owner.login("owner@example.com", PASSWORD).await.0, 200);
+    let key = new_key(&mut owner).await;
+    let (_, dataset) =
+        v1(&url, reqwest::Method::POST, "/datasets", Some(&key), Some(json!({"name": "Big"}))).await;
+    let ds = dataset["id"].as_str().expect("id").to_owned();
+
+    // ~3 MB of distinct paragraphs: thousands of segments, long enough to be caught mid-way.
+    let text: String = (0..30_000)
+        .map(|i| format!("Paragraph {i} describes item number {i} of the inventory in some detail.\n\n"))
+        .collect();
+    let body = json!({"name": "Inventory", "text": text, "indexing_technique": "economy",
+        "process_rule": {"mode": "custom", "rules": {"pre_processing_rules": [],
+            "segmentation": {"separator": "\n\n", "max_tokens": 100, "chunk_overlap": 0}}}});
+    let (status, created) = v1(
+        &url,
+        reqwest::Method::POST,
+        &format!("/datasets/{ds}/document/create-by-text"),
+        Some(&key),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let doc = created["document"]["id"].as_str().expect("doc").to_owned();
+    let batch = created["batch"].as_str().expect("batch").to_owned();
+
+    // Kill the worker once it is past parsing.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = v1(
+            &url,
+            reqwest::Method::GET,
+            &format!("/datasets/{ds}/documents/{batch}/indexing-status"),
+            Some(&key),
+            None,
+        )
+        .await;
+        let state = body["data"][0]["indexing_status"].as_str().unwrap_or_default().to_owned();
+        if matches!(state.as_str(), "cleaning" | "splitting" | "indexing") {
+            break;
+        }
+        assert_ne!(state, "completed", "indexing finished before the worker could be killed");
+        assert!(Instant::now() < deadline, "indexing never started: {body}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    std::process::Command::new("kill").args(["-KILL", &first.pid().to_string()]).status().expect("kill");
+    first.wait_exit(Duration::from_secs(10));
+    assert!(!first.log().contains("document indexed"), "the first worker must not have finished");
+
+    let second = worker(dir.path(), &env);
+    wait_indexed_at(&url, &key, &ds, &batch).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !second.log().contains("document indexed") {
+        assert!(Instant::now() < deadline, "{}", second.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(second.log().matches("document indexed").count(), 1, "indexed once");
+
+    let pool = db.pool().await;
+    let (total, positions, contents): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT position), count(DISTINCT content) FROM document_segments WHERE document_id = $1::uuid",
+    )
+    .bind(&doc)
+    .fetch_one(&pool)
+    .await
+    .expect("count segments");
+    assert_eq!(
+        (total, positions, contents),
+        (30_000, 30_000, 30_000),
+        "one segment per paragraph, none twice"
+    );
+    let (status, found) = v1(
+        &url,
+        reqwest::Method::POST,
+        &format!("/datasets/{ds}/retrieve"),
+        Some(&key),
+        Some(json!({"query": "paragraph 29999"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        found["records"][0]["segment"]["content"].as_str().is_some_and(|c| c.contains("29999")),
+        "{found}"
+    );
+    api.terminate();
+}
