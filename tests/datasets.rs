@@ -312,3 +312,97 @@ async fn knowledge_api_datasets_and_keys_on_sqlite() {
 async fn knowledge_api_datasets_and_keys_on_postgres() {
     flow(&Stack::start(Some(PgDatabase::create().await)).await).await;
 }
+
+async fn segments_flow(stack: &Stack) {
+    use reqwest::Method;
+    let mut owner = stack.owner().await;
+    let key = new_key(&mut owner).await;
+    let (_, dataset) =
+        stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Segments"}))).await;
+    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let rule = json!({"mode": "custom", "rules": {"pre_processing_rules": [],
+        "segmentation": {"separator": "\n\n", "max_tokens": 100, "chunk_overlap": 0}}});
+    let body = json!({"name": "Notes", "text": "Alpha note.\n\nBeta note.", "indexing_technique": "economy", "process_rule": rule});
+    let (_, created) = stack
+        .v1(Method::POST, &format!("/datasets/{ds}/document/create-by-text"), Some(&key), Some(body))
+        .await;
+    let doc = created["document"]["id"].as_str().expect("doc").to_owned();
+    wait_indexed(stack, &key, &ds, created["batch"].as_str().expect("batch")).await;
+    let segments = format!("/datasets/{ds}/documents/{doc}/segments");
+    let retrieve_path = format!("/datasets/{ds}/retrieve");
+    let retrieve = |query: &'static str| {
+        stack.v1(Method::POST, &retrieve_path, Some(&key), Some(json!({"query": query})))
+    };
+
+    let (status, list) = stack.v1(Method::GET, &segments, Some(&key), None).await;
+    assert_eq!(
+        (status, list["total"].as_i64(), list["doc_form"].as_str()),
+        (200, Some(2), Some("text_model")),
+        "{list}"
+    );
+    assert_eq!(list["data"][0]["content"], "Alpha note.");
+
+    // Add: appended after the last, indexed at once, with the given keywords.
+    let add = json!({"segments": [{"content": "Gamma note about zeppelins.", "keywords": ["Airship"]}]});
+    let (status, added) = stack.v1(Method::POST, &segments, Some(&key), Some(add)).await;
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(
+        (added["data"][0]["position"].as_i64(), added["data"][0]["keywords"].clone()),
+        (Some(3), json!(["airship"]))
+    );
+    let seg = added["data"][0]["id"].as_str().expect("segment").to_owned();
+    let (_, found) = retrieve("airship").await;
+    assert_eq!(found["records"][0]["segment"]["id"], seg.as_str(), "{found}");
+    for bad in [json!({"segments": []}), json!({"segments": [{"content": "  "}]}), json!({})] {
+        let (status, body) = stack.v1(Method::POST, &segments, Some(&key), Some(bad.clone())).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_param")), "{bad}: {body}");
+    }
+
+    // Update re-indexes: the new words are found, the old ones no longer.
+    let change = json!({"segment": {"content": "Gamma note about submarines."}});
+    let (status, updated) =
+        stack.v1(Method::POST, &format!("{segments}/{seg}"), Some(&key), Some(change)).await;
+    assert_eq!(
+        (status, updated["data"]["content"].as_str()),
+        (200, Some("Gamma note about submarines.")),
+        "{updated}"
+    );
+    let (_, found) = retrieve("submarines").await;
+    assert_eq!(found["records"][0]["segment"]["id"], seg.as_str(), "{found}");
+    let (_, found) = retrieve("airship zeppelins").await;
+    assert_eq!(found["records"], json!([]), "{found}");
+    // Disabled segments are not retrieved.
+    let (status, _) = stack
+        .v1(
+            Method::POST,
+            &format!("{segments}/{seg}"),
+            Some(&key),
+            Some(json!({"segment": {"enabled": false}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, found) = retrieve("submarines").await;
+    assert_eq!(found["records"], json!([]), "{found}");
+    let (status, one) = stack.v1(Method::GET, &format!("{segments}/{seg}"), Some(&key), None).await;
+    assert_eq!((status, one["data"]["enabled"].as_bool()), (200, Some(false)));
+
+    let (status, _) = stack.v1(Method::DELETE, &format!("{segments}/{seg}"), Some(&key), None).await;
+    assert_eq!(status, 204);
+    let (status, body) = stack.v1(Method::GET, &format!("{segments}/{seg}"), Some(&key), None).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    let (_, list) = stack.v1(Method::GET, &format!("{segments}?keyword=beta"), Some(&key), None).await;
+    assert_eq!(list["total"], 1, "{list}");
+    let (_, detail) =
+        stack.v1(Method::GET, &format!("/datasets/{ds}/documents/{doc}"), Some(&key), None).await;
+    assert_eq!(detail["word_count"], 21, "counts follow the segments: {detail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_are_added_edited_and_deleted_on_sqlite() {
+    segments_flow(&Stack::start(None).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_are_added_edited_and_deleted_on_postgres() {
+    segments_flow(&Stack::start(Some(PgDatabase::create().await)).await).await;
+}

@@ -11,5 +11,7 @@ pub mod http;
 pub mod indexing;
 pub mod model;
 pub mod repo;
+pub mod segments;
+pub mod segments_repo;
 pub mod service;
 pub mod text;
