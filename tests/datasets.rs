@@ -265,6 +265,31 @@ async fn documents_flow(stack: &Stack) {
     );
     assert!(alias["records"][0]["segment"]["hit_count"].as_i64() >= Some(1));
 
+    // Batch status actions: disabled and archived documents leave retrieval, and come back.
+    let status_path = |action: &str| format!("/datasets/{ds}/documents/status/{action}");
+    let ids = json!({"document_ids": [doc.clone()]});
+    for (action, display, found_after) in [
+        ("disable", "disabled", false),
+        ("enable", "available", true),
+        ("archive", "archived", false),
+        ("un_archive", "available", true),
+    ] {
+        let (status, body) =
+            stack.v1(Method::PATCH, &status_path(action), Some(&key), Some(ids.clone())).await;
+        assert_eq!((status, &body), (200, &json!({"result": "success"})), "{action}");
+        let (_, detail) =
+            stack.v1(Method::GET, &format!("/datasets/{ds}/documents/{doc}"), Some(&key), None).await;
+        assert_eq!(detail["display_status"], display, "{action}: {detail}");
+        let (_, found) = retrieve(json!({"query": "receipts"})).await;
+        assert_eq!(
+            found["records"].as_array().is_some_and(|r| !r.is_empty()),
+            found_after,
+            "{action}: {found}"
+        );
+    }
+    let (status, body) = stack.v1(Method::PATCH, &status_path("shred"), Some(&key), Some(ids.clone())).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_action")));
+
     // Delete: the document, its index and its stored file are gone.
     let stored: Vec<_> = walk(&stack.dir.path().join("storage/upload_files"));
     assert_eq!(stored.len(), 1, "{stored:?}");

@@ -18,8 +18,20 @@ fn worker(dir: &std::path::Path, env: &[(String, String)]) -> KilnProcess {
     process
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_indexing_leaves_the_document_to_the_next_one_without_duplicates() {
+/// The compose layout without its workers: PostgreSQL, Redis, an API process, a signed-in
+/// owner with a dataset key, and an empty dataset.
+struct Compose {
+    db: PgDatabase,
+    env: Vec<(String, String)>,
+    dir: tempfile::TempDir,
+    api: KilnProcess,
+    url: String,
+    owner: Browser,
+    key: String,
+    ds: String,
+}
+
+async fn compose() -> Compose {
     let db = PgDatabase::create().await;
     let unique = uuid::Uuid::new_v4().simple().to_string();
     let mut env = db.env();
@@ -33,7 +45,7 @@ async fn a_worker_killed_mid_indexing_leaves_the_document_to_the_next_one_withou
         ]
         .map(|(k, v)| (k.to_owned(), v)),
     );
-    // Both processes share the storage directory, as the compose services share a volume.
+    // The processes share the storage directory, as the compose services share a volume.
     let dir = workdir();
     let mut migrate = kiln(dir.path());
     migrate.arg("upgrade-db").envs(env.iter().cloned());
@@ -42,8 +54,6 @@ async fn a_worker_killed_mid_indexing_leaves_the_document_to_the_next_one_withou
     api.env("MODE", "api").envs(env.iter().cloned());
     let mut api = KilnProcess::spawn(api);
     let url = api.wait_until_serving();
-    let mut first = worker(dir.path(), &env);
-
     let mut owner = Browser::new(&url);
     let setup = json!({"email": "owner@example.com", "name": "Owner", "password": PASSWORD});
     assert_eq!(owner.post("/console/api/setup", setup).await.0, 201);
@@ -52,7 +62,13 @@ async fn a_worker_killed_mid_indexing_leaves_the_document_to_the_next_one_withou
     let (_, dataset) =
         v1(&url, reqwest::Method::POST, "/datasets", Some(&key), Some(json!({"name": "Big"}))).await;
     let ds = dataset["id"].as_str().expect("id").to_owned();
+    Compose { db, env, dir, api, url, owner, key, ds }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_indexing_leaves_the_document_to_the_next_one_without_duplicates() {
+    let Compose { db, env, dir, api, url, key, ds, owner: _owner } = compose().await;
+    let mut first = worker(dir.path(), &env);
     // ~3 MB of distinct paragraphs: thousands of segments, long enough to be caught mid-way.
     let text: String = (0..30_000)
         .map(|i| format!("Paragraph {i} describes item number {i} of the inventory in some detail.\n\n"))
@@ -131,4 +147,46 @@ async fn a_worker_killed_mid_indexing_leaves_the_document_to_the_next_one_withou
         "{found}"
     );
     api.terminate();
+    drop(db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_document_waits_for_resume_and_finished_ones_cannot_be_paused() {
+    let Compose { db: _db, env, dir, api: _api, url, mut owner, key, ds } = compose().await;
+    // No worker yet: the document waits in the queue, and is paused there.
+    let body = json!({"name": "Later", "text": "Resume me when ready.", "indexing_technique": "economy"});
+    let (_, created) = v1(
+        &url,
+        reqwest::Method::POST,
+        &format!("/datasets/{ds}/document/create-by-text"),
+        Some(&key),
+        Some(body),
+    )
+    .await;
+    let doc = created["document"]["id"].as_str().expect("doc").to_owned();
+    let batch = created["batch"].as_str().expect("batch").to_owned();
+    let processing = |action: &str| format!("/console/api/datasets/{ds}/documents/{doc}/processing/{action}");
+    let (status, body) = owner.send(reqwest::Method::PATCH, &processing("pause"), None, true).await;
+    assert_eq!(status, 200, "{body}");
+    // A worker takes the job and stops at once: the document stays where it was.
+    let worker = worker(dir.path(), &env);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !worker.log().contains("indexing paused") {
+        assert!(Instant::now() < deadline, "{}", worker.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, detail) =
+        v1(&url, reqwest::Method::GET, &format!("/datasets/{ds}/documents/{doc}"), Some(&key), None).await;
+    assert_eq!(
+        (detail["indexing_status"].as_str(), detail["display_status"].as_str()),
+        (Some("waiting"), Some("queuing")),
+        "{detail}"
+    );
+    let (status, body) = owner.send(reqwest::Method::PATCH, &processing("resume"), None, true).await;
+    assert_eq!(status, 200, "{body}");
+    wait_indexed_at(&url, &key, &ds, &batch).await;
+    let (status, body) = owner.send(reqwest::Method::PATCH, &processing("pause"), None, true).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("document_already_finished")), "{body}");
+    let (status, body) = owner.send(reqwest::Method::PATCH, &processing("stop"), None, true).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_action")), "{body}");
 }

@@ -145,6 +145,23 @@ async fn retrieve(
     Ok(Json(documents(&state).retrieve(&dataset, &body).await?))
 }
 
+#[derive(Debug, Deserialize)]
+struct StatusArgs {
+    document_ids: Option<Vec<String>>,
+}
+
+async fn set_status(
+    State(state): State<AppState>,
+    key: ServiceKey,
+    Path((id, action)): Path<(String, String)>,
+    JsonBody(body): JsonBody<StatusArgs>,
+) -> Result<Json<Value>, ApiError> {
+    let dataset = api_dataset(&state, &key, &id).await?;
+    let ids = body.document_ids.unwrap_or_default();
+    documents(&state).set_status(dataset.id, &action, &ids, key.0.owner_id).await?;
+    Ok(Json(json!({"result": "success"})))
+}
+
 /// The document routes (mounted under `/v1`).
 pub fn service_routes() -> Router<AppState> {
     Router::new()
@@ -156,6 +173,7 @@ pub fn service_routes() -> Router<AppState> {
         .route("/datasets/{id}/documents/{document}", get(detail).delete(delete))
         .route("/datasets/{id}/documents/{batch}/indexing-status", get(indexing_status))
         .route("/datasets/{id}/documents/{batch}/indexing_status", get(indexing_status))
+        .route("/datasets/{id}/documents/status/{action}", axum::routing::patch(set_status))
         .route("/datasets/{id}/retrieve", post(retrieve))
         .route("/datasets/{id}/hit-testing", post(retrieve))
 }

@@ -152,6 +152,60 @@ pub async fn documents_in_batch(db: &Db, dataset_id: Uuid, batch: &str) -> Resul
         .bind(dataset_id).bind(batch).fetch_all(pool).await?))
 }
 
+/// A document switch Dify's batch status actions and pause/resume flip.
+#[derive(Debug, Clone, Copy)]
+pub enum Switch {
+    Enable,
+    Disable,
+    Archive,
+    Unarchive,
+    Pause,
+    Resume,
+}
+
+/// Flips one switch on a document of this dataset; returns whether it exists.
+pub async fn set_switch(
+    db: &Db,
+    dataset_id: Uuid,
+    id: Uuid,
+    switch: Switch,
+    by: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, RepoError> {
+    let sql = match switch {
+        Switch::Enable => {
+            "UPDATE documents SET enabled = TRUE, disabled_at = NULL, disabled_by = NULL, updated_at = $1 \
+                           WHERE id = $2 AND dataset_id = $3"
+        }
+        Switch::Disable => {
+            "UPDATE documents SET enabled = FALSE, disabled_at = $1, disabled_by = $4, updated_at = $1 \
+                            WHERE id = $2 AND dataset_id = $3"
+        }
+        Switch::Archive => {
+            "UPDATE documents SET archived = TRUE, archived_at = $1, updated_at = $1 \
+                            WHERE id = $2 AND dataset_id = $3"
+        }
+        Switch::Unarchive => {
+            "UPDATE documents SET archived = FALSE, archived_at = NULL, updated_at = $1 \
+                              WHERE id = $2 AND dataset_id = $3"
+        }
+        Switch::Pause => {
+            "UPDATE documents SET is_paused = TRUE, paused_at = $1, updated_at = $1 \
+                          WHERE id = $2 AND dataset_id = $3"
+        }
+        Switch::Resume => {
+            "UPDATE documents SET is_paused = FALSE, paused_at = NULL, updated_at = $1 \
+                           WHERE id = $2 AND dataset_id = $3"
+        }
+    };
+    let done = on_db!(db, pool => {
+        let query = sqlx::query(sql).bind(now).bind(id).bind(dataset_id);
+        let query = if matches!(switch, Switch::Disable) { query.bind(by) } else { query };
+        query.execute(pool).await?.rows_affected()
+    });
+    Ok(done > 0)
+}
+
 pub async fn delete_document(db: &Db, dataset_id: Uuid, id: Uuid) -> Result<bool, RepoError> {
     let sql = "DELETE FROM documents WHERE id = $1 AND dataset_id = $2";
     Ok(on_db!(db, pool => sqlx::query(sql).bind(id).bind(dataset_id).execute(pool).await?.rows_affected())

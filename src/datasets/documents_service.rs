@@ -376,6 +376,60 @@ impl Documents<'_> {
         Ok((out, total))
     }
 
+    /// Dify's batch status actions: enable, disable, archive, un_archive (unknown ids are
+    /// skipped, as Dify does).
+    pub async fn set_status(
+        &self,
+        dataset_id: Uuid,
+        action: &str,
+        ids: &[String],
+        by: Uuid,
+    ) -> Result<(), DatasetsError> {
+        let switch = match action {
+            "enable" => repo::Switch::Enable,
+            "disable" => repo::Switch::Disable,
+            "archive" => repo::Switch::Archive,
+            "un_archive" => repo::Switch::Unarchive,
+            _ => return Err(DatasetsError::InvalidAction),
+        };
+        let now = Utc::now();
+        for id in ids.iter().filter_map(|id| Uuid::parse_str(id).ok()) {
+            repo::set_switch(self.db, dataset_id, id, switch, by, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Pauses indexing: the worker stops at the next step, and the document keeps its state.
+    pub async fn pause(&self, dataset_id: Uuid, id: Uuid, by: Uuid) -> Result<(), DatasetsError> {
+        let document = self.get(dataset_id, id).await?;
+        if matches!(document.indexing_status.as_str(), "completed" | "error") {
+            return Err(DatasetsError::DocumentAlreadyFinished);
+        }
+        repo::set_switch(self.db, dataset_id, id, repo::Switch::Pause, by, Utc::now()).await?;
+        Ok(())
+    }
+
+    /// Resumes a paused document: indexing starts again from the stored file.
+    pub async fn resume(
+        &self,
+        dataset_id: Uuid,
+        id: Uuid,
+        by: Uuid,
+        jobs: Option<&JobStore>,
+    ) -> Result<(), DatasetsError> {
+        let document = self.get(dataset_id, id).await?;
+        if !document.is_paused {
+            return Err(invalid("The document is not paused."));
+        }
+        let jobs = jobs.ok_or_else(|| invalid("The job queue is not reachable yet; try again shortly."))?;
+        repo::set_switch(self.db, dataset_id, id, repo::Switch::Resume, by, Utc::now()).await?;
+        let args = serde_json::to_vec(&IndexArgs { document_id: id }).map_err(|e| invalid(e.to_string()))?;
+        jobs.push(&[JobSpec::new(indexing::QUEUE, indexing::TASK, args)])
+            .await
+            .map_err(|e| invalid(format!("The indexing job could not be queued: {e}")))?;
+        Ok(())
+    }
+
     /// Deletes a document, its segments and index entries, and its stored file.
     pub async fn delete(&self, dataset_id: Uuid, id: Uuid) -> Result<(), DatasetsError> {
         let document = self.get(dataset_id, id).await?;

@@ -22,6 +22,8 @@ impl From<DatasetsError> for ApiError {
         let (status, code) = match &error {
             E::NotFound | E::DocumentNotFound => (StatusCode::NOT_FOUND, "not_found"),
             E::InvalidMetadata => (StatusCode::BAD_REQUEST, "invalid_metadata"),
+            E::InvalidAction => (StatusCode::BAD_REQUEST, "invalid_action"),
+            E::DocumentAlreadyFinished => (StatusCode::BAD_REQUEST, "document_already_finished"),
             E::NoFileUploaded => (StatusCode::BAD_REQUEST, "no_file_uploaded"),
             E::TooManyFiles => (StatusCode::BAD_REQUEST, "too_many_files"),
             E::FilenameMissing => (StatusCode::BAD_REQUEST, "filename_not_exists_error"),
@@ -255,6 +257,25 @@ async fn console_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+async fn console_processing(
+    State(state): State<AppState>,
+    session: ConsoleSession,
+    Path((id, document, action)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    if !can_edit(session.membership.role) {
+        return Err(DatasetsError::Forbidden.into());
+    }
+    let dataset = datasets(&state).get(session.membership.tenant.id, dataset_id(&id)?).await?.dataset;
+    let document = Uuid::parse_str(&document).map_err(|_| ApiError::from(DatasetsError::DocumentNotFound))?;
+    let service = documents(&state);
+    match action.as_str() {
+        "pause" => service.pause(dataset.id, document, session.account.id).await?,
+        "resume" => service.resume(dataset.id, document, session.account.id, state.jobs.get()).await?,
+        _ => return Err(DatasetsError::InvalidAction.into()),
+    }
+    Ok(Json(json!({"result": "success"})))
+}
+
 /// The console routes (mounted under `/console/api`).
 pub fn console_routes() -> Router<AppState> {
     Router::new()
@@ -263,4 +284,8 @@ pub fn console_routes() -> Router<AppState> {
         .route("/datasets/api-keys/{id}", delete(console_delete_key))
         .route("/datasets/{id}", get(console_get).delete(console_delete))
         .route("/datasets/{id}/api-keys/{status}", post(console_api_access))
+        .route(
+            "/datasets/{id}/documents/{document}/processing/{action}",
+            axum::routing::patch(console_processing),
+        )
 }

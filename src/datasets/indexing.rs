@@ -130,7 +130,11 @@ pub async fn index_document(
         tracing::info!(document = %args.document_id, job = %ctx.job_id, "document was deleted; nothing to index");
         return Ok(());
     };
-    if document.indexing_status == "completed" || document.is_paused {
+    if document.indexing_status == "completed" {
+        return Ok(());
+    }
+    if document.is_paused {
+        tracing::info!(document = %document.id, "indexing paused");
         return Ok(());
     }
     repo::advance(db, document.id, Step::Parsing, Utc::now()).await.map_err(transient)?;
@@ -152,8 +156,14 @@ pub async fn index_document(
         None => rule_from("automatic", None),
     };
     let cleaned = text::clean(&content, rule.cleaning);
+    if paused(&services, document.id).await? {
+        return Ok(());
+    }
     repo::advance(db, document.id, Step::Splitting, Utc::now()).await.map_err(transient)?;
     let chunks = text::split(&cleaned, &rule.splitting);
+    if paused(&services, document.id).await? {
+        return Ok(());
+    }
     repo::advance(db, document.id, Step::Indexing, Utc::now()).await.map_err(transient)?;
     let segments: Vec<NewSegment> = chunks
         .into_iter()
@@ -168,6 +178,17 @@ pub async fn index_document(
     repo::replace_segments(db, &document, &segments, Utc::now()).await.map_err(transient)?;
     tracing::info!(document = %document.id, segments = count, mode = %rule.mode, "document indexed");
     Ok(())
+}
+
+/// Whether the document was paused (or deleted) since indexing started: then stop here;
+/// resuming queues the work again.
+async fn paused(services: &TaskServices, id: Uuid) -> Result<bool, TaskError> {
+    let document = repo::find_document_by_id(&services.db, id).await.map_err(transient)?;
+    let stop = document.is_none_or(|d| d.is_paused);
+    if stop {
+        tracing::info!(document = %id, "indexing paused");
+    }
+    Ok(stop)
 }
 
 /// Keywords kept per segment (a very long segment must not bloat the index).

@@ -30,6 +30,10 @@ pub enum DatasetsError {
     NotFound,
     #[error("Document not found.")]
     DocumentNotFound,
+    #[error("Invalid action.")]
+    InvalidAction,
+    #[error("The document has been processed. Please refresh the page or go to the document details.")]
+    DocumentAlreadyFinished,
     #[error("Please upload your file.")]
     NoFileUploaded,
     #[error("Only one file is allowed.")]
