@@ -290,6 +290,22 @@ async fn documents_flow(stack: &Stack) {
     let (status, body) = stack.v1(Method::PATCH, &status_path("shred"), Some(&key), Some(ids.clone())).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_action")));
 
+    // Update by text: indexed again from the new text, under a new batch.
+    let update = format!("/datasets/{ds}/documents/{doc}/update-by-text");
+    let (status, body) = stack.v1(Method::POST, &update, Some(&key), Some(json!({"text": "No name"}))).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_param")), "{body}");
+    let new_text = json!({"name": "Handbook v2", "text": "Parking\n\nBicycles park in the courtyard."});
+    let (status, updated) = stack.v1(Method::POST, &update, Some(&key), Some(new_text)).await;
+    assert_eq!(status, 200, "{updated}");
+    let new_batch = updated["batch"].as_str().expect("batch").to_owned();
+    assert_ne!(new_batch, batch);
+    wait_indexed(stack, &key, &ds, &new_batch).await;
+    let (_, found) = retrieve(json!({"query": "bicycles courtyard"})).await;
+    assert_eq!(found["records"][0]["segment"]["document"]["name"], "Handbook v2", "{found}");
+    let (_, found) = retrieve(json!({"query": "receipts"})).await;
+    assert_eq!(found["records"], json!([]), "the old text is gone from the index: {found}");
+    assert_eq!(walk(&stack.dir.path().join("storage/upload_files")).len(), 1, "the old file is deleted");
+
     // Delete: the document, its index and its stored file are gone.
     let stored: Vec<_> = walk(&stack.dir.path().join("storage/upload_files"));
     assert_eq!(stored.len(), 1, "{stored:?}");

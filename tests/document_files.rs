@@ -161,6 +161,34 @@ async fn files_flow(stack: &Stack) {
     let stored = walk(&stack.dir.path().join("storage/upload_files"));
     assert_eq!(stored.len(), files.len());
     assert!(stored.iter().any(|p| p.extension().is_some_and(|e| e == "pdf")), "{stored:?}");
+
+    // Replace the PDF by a DOCX (PATCH, multipart): the new text is found, the old one not.
+    let (_, list) = stack
+        .v1(reqwest::Method::GET, &format!("/datasets/{ds}/documents?keyword=report"), Some(&key), None)
+        .await;
+    let report = list["data"][0]["id"].as_str().expect("report").to_owned();
+    let form = Form::new()
+        .part("file", Part::bytes(docx(&["Revenue fell in the winter quarter"])).file_name("report-v2.docx"));
+    let response = common::http()
+        .patch(format!("{}/v1/datasets/{ds}/documents/{report}", stack.url))
+        .bearer_auth(&key)
+        .multipart(form)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let updated: Value = response.json().await.expect("json");
+    assert_eq!(updated["document"]["name"], "report-v2.docx");
+    wait_indexed(stack, &key, &ds, updated["batch"].as_str().expect("batch")).await;
+    let found = retrieve(stack, &key, &ds, "winter quarter").await;
+    assert_eq!(found["records"][0]["segment"]["document"]["name"], "report-v2.docx", "{found}");
+    let found = retrieve(stack, &key, &ds, "twelve percent").await;
+    assert_eq!(found["records"], json!([]), "{found}");
+    let stored = walk(&stack.dir.path().join("storage/upload_files"));
+    assert!(
+        !stored.iter().any(|p| p.extension().is_some_and(|e| e == "pdf")),
+        "the PDF is deleted: {stored:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,7 +38,16 @@ async fn create_by_text(
 
 /// `file` (exactly one) and `data` (a JSON string of the create-by-text fields but name
 /// and text) from a multipart body.
-async fn read_upload(mut multipart: Multipart) -> Result<(String, Vec<u8>, CreateByText), ApiError> {
+async fn read_upload(multipart: Multipart) -> Result<(String, Vec<u8>, CreateByText), ApiError> {
+    let (file, data) = read_multipart(multipart).await?;
+    let (name, bytes) = file.ok_or(DatasetsError::NoFileUploaded)?;
+    Ok((name, bytes, data))
+}
+
+/// The optional `file` and the `data` fields of a multipart body.
+async fn read_multipart(
+    mut multipart: Multipart,
+) -> Result<(Option<(String, Vec<u8>)>, CreateByText), ApiError> {
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiError::from(DatasetsError::InvalidParam(format!(
             "The multipart body cannot be read: {}",
@@ -67,8 +76,7 @@ async fn read_upload(mut multipart: Multipart) -> Result<(String, Vec<u8>, Creat
             _ => {}
         }
     }
-    let (name, bytes) = file.ok_or(DatasetsError::NoFileUploaded)?;
-    Ok((name, bytes, data))
+    Ok((file, data))
 }
 
 async fn create_by_file(
@@ -145,6 +153,35 @@ async fn retrieve(
     Ok(Json(documents(&state).retrieve(&dataset, &body).await?))
 }
 
+async fn update_by_text(
+    State(state): State<AppState>,
+    key: ServiceKey,
+    Path((id, document)): Path<(String, String)>,
+    JsonBody(body): JsonBody<CreateByText>,
+) -> Result<Json<Value>, ApiError> {
+    let dataset = api_dataset(&state, &key, &id).await?;
+    let document = documents(&state)
+        .update(&dataset, document_id(&document)?, key.0.owner_id, None, body, state.jobs.get())
+        .await?;
+    let batch = document.batch.clone();
+    Ok(Json(json!({"document": document.json(0), "batch": batch})))
+}
+
+async fn update_by_file(
+    State(state): State<AppState>,
+    key: ServiceKey,
+    Path((id, document)): Path<(String, String)>,
+    multipart: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    let dataset = api_dataset(&state, &key, &id).await?;
+    let (file, data) = read_multipart(multipart).await?;
+    let document = documents(&state)
+        .update(&dataset, document_id(&document)?, key.0.owner_id, file, data, state.jobs.get())
+        .await?;
+    let batch = document.batch.clone();
+    Ok(Json(json!({"document": document.json(0), "batch": batch})))
+}
+
 #[derive(Debug, Deserialize)]
 struct StatusArgs {
     document_ids: Option<Vec<String>>,
@@ -170,7 +207,11 @@ pub fn service_routes() -> Router<AppState> {
         .route("/datasets/{id}/document/create-by-file", post(create_by_file))
         .route("/datasets/{id}/document/create_by_file", post(create_by_file))
         .route("/datasets/{id}/documents", get(list))
-        .route("/datasets/{id}/documents/{document}", get(detail).delete(delete))
+        .route("/datasets/{id}/documents/{document}", get(detail).delete(delete).patch(update_by_file))
+        .route("/datasets/{id}/documents/{document}/update-by-text", post(update_by_text))
+        .route("/datasets/{id}/documents/{document}/update_by_text", post(update_by_text))
+        .route("/datasets/{id}/documents/{document}/update-by-file", post(update_by_file))
+        .route("/datasets/{id}/documents/{document}/update_by_file", post(update_by_file))
         .route("/datasets/{id}/documents/{batch}/indexing-status", get(indexing_status))
         .route("/datasets/{id}/documents/{batch}/indexing_status", get(indexing_status))
         .route("/datasets/{id}/documents/status/{action}", axum::routing::patch(set_status))

@@ -206,6 +206,42 @@ pub async fn set_switch(
     Ok(done > 0)
 }
 
+/// What an update changes on a document before it is indexed again.
+pub struct Reindex<'a> {
+    pub name: &'a str,
+    pub upload_file_id: Option<Uuid>,
+    pub process_rule_id: Option<Uuid>,
+    pub batch: &'a str,
+    /// False for a rename alone: the document keeps its state.
+    pub reset: bool,
+}
+
+/// Applies an update; with `reset`, the document waits to be indexed again.
+pub async fn update_document(
+    db: &Db,
+    document: &Document,
+    change: &Reindex<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), RepoError> {
+    let info = change.upload_file_id.map(|id| serde_json::json!({"upload_file_id": id}).to_string());
+    let sql = if change.reset {
+        "UPDATE documents SET name = $1, upload_file_id = COALESCE($2, upload_file_id), \
+         data_source_info = COALESCE($3, data_source_info), dataset_process_rule_id = COALESCE($4, dataset_process_rule_id), \
+         batch = $5, updated_at = $6, indexing_status = 'waiting', processing_started_at = NULL, \
+         parsing_completed_at = NULL, cleaning_completed_at = NULL, splitting_completed_at = NULL, completed_at = NULL, \
+         indexing_latency = NULL, is_paused = FALSE, paused_at = NULL, error = NULL, stopped_at = NULL WHERE id = $7"
+    } else {
+        "UPDATE documents SET name = $1, upload_file_id = COALESCE($2, upload_file_id), \
+         data_source_info = COALESCE($3, data_source_info), dataset_process_rule_id = COALESCE($4, dataset_process_rule_id), \
+         batch = $5, updated_at = $6 WHERE id = $7"
+    };
+    on_db!(db, pool => sqlx::query(sql)
+        .bind(change.name).bind(change.upload_file_id).bind(info).bind(change.process_rule_id)
+        .bind(change.batch).bind(now).bind(document.id)
+        .execute(pool).await.map(drop)?);
+    Ok(())
+}
+
 pub async fn delete_document(db: &Db, dataset_id: Uuid, id: Uuid) -> Result<bool, RepoError> {
     let sql = "DELETE FROM documents WHERE id = $1 AND dataset_id = $2";
     Ok(on_db!(db, pool => sqlx::query(sql).bind(id).bind(dataset_id).execute(pool).await?.rows_affected())

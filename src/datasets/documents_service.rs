@@ -14,14 +14,10 @@ use super::indexing::{self, IndexArgs};
 use super::model::Dataset;
 use super::repo as dataset_repo;
 use super::service::DatasetsError;
-use super::text;
 use crate::config::Settings;
 use crate::infra::db::Db;
 use crate::infra::queue::{JobSpec, JobStore};
 use crate::infra::storage::Storage;
-
-/// The longest retrieval query Dify accepts.
-pub const MAX_QUERY_CHARS: usize = 250;
 
 /// Fields of create-by-text (Dify's names).
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +118,15 @@ impl Documents<'_> {
         request: CreateByText,
         jobs: Option<&JobStore>,
     ) -> Result<Document, DatasetsError> {
+        let upload = self.check_upload(filename, bytes).await?;
+        let plan = self.plan(dataset, &request, true).await?;
+        let name = upload.name.clone();
+        self.create(dataset, account_id, name, upload, plan, request.doc_language, jobs).await
+    }
+
+    /// Checks an uploaded file: a name, an allowed and supported extension, the size limit,
+    /// and that its text can be read.
+    async fn check_upload(&self, filename: &str, bytes: Vec<u8>) -> Result<Upload, DatasetsError> {
         let filename = filename.trim().rsplit(['/', '\\']).next().unwrap_or_default().to_owned();
         if filename.is_empty() {
             return Err(DatasetsError::FilenameMissing);
@@ -153,9 +158,7 @@ impl Documents<'_> {
             .await
             .map_err(|e| invalid(format!("the file could not be checked: {e}")))?
             .map_err(DatasetsError::UnsupportedFileType)?;
-        let plan = self.plan(dataset, &request, true).await?;
-        let upload = Upload { name: filename.clone(), extension, bytes };
-        self.create(dataset, account_id, filename, upload, plan, request.doc_language, jobs).await
+        Ok(Upload { name: filename, extension, bytes })
     }
 
     /// Checks the indexing choices of a new document against its dataset.
@@ -197,6 +200,37 @@ impl Documents<'_> {
         Ok(Plan { technique, rule })
     }
 
+    /// Writes an upload to `upload_files/{tenant}/{uuid}.{ext}` and records it.
+    async fn store_upload(
+        &self,
+        dataset: &Dataset,
+        account_id: Uuid,
+        upload: Upload,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<UploadFile, DatasetsError> {
+        let file_id = Uuid::new_v4();
+        let key = format!("upload_files/{}/{file_id}.{}", dataset.tenant_id, upload.extension);
+        let size = upload.bytes.len() as i64;
+        self.storage
+            .operator()
+            .write(&key, upload.bytes)
+            .await
+            .map_err(|e| invalid(format!("the file could not be stored: {e}")))?;
+        let file = UploadFile {
+            id: file_id,
+            tenant_id: dataset.tenant_id,
+            storage_key: key,
+            name: upload.name,
+            size,
+            mime_type: Some(mime_for(&upload.extension).into()),
+            extension: upload.extension,
+            created_by: account_id,
+            created_at: now,
+        };
+        repo::insert_upload_file(self.db, &file).await?;
+        Ok(file)
+    }
+
     /// Stores the file, records the document and queues its indexing.
     #[allow(clippy::too_many_arguments)]
     async fn create(
@@ -218,26 +252,8 @@ impl Documents<'_> {
             fixed.updated_at = now;
             dataset_repo::update_dataset(self.db, &fixed).await?;
         }
-        let file_id = Uuid::new_v4();
-        let key = format!("upload_files/{}/{file_id}.{}", dataset.tenant_id, upload.extension);
-        let size = upload.bytes.len() as i64;
-        self.storage
-            .operator()
-            .write(&key, upload.bytes)
-            .await
-            .map_err(|e| invalid(format!("the file could not be stored: {e}")))?;
-        let file = UploadFile {
-            id: file_id,
-            tenant_id: dataset.tenant_id,
-            storage_key: key,
-            name: upload.name,
-            size,
-            mime_type: Some(mime_for(&upload.extension).into()),
-            extension: upload.extension,
-            created_by: account_id,
-            created_at: now,
-        };
-        repo::insert_upload_file(self.db, &file).await?;
+        let file = self.store_upload(dataset, account_id, upload, now).await?;
+        let file_id = file.id;
         let rule_id = match plan.rule {
             RuleChoice::Existing(id) => id,
             RuleChoice::New(mode, rules) => {
@@ -376,6 +392,103 @@ impl Documents<'_> {
         Ok((out, total))
     }
 
+    /// Updates a document by new text or a new file and/or a new process rule, then indexes
+    /// it again (a rename alone does not). The old file is deleted once replaced.
+    pub async fn update(
+        &self,
+        dataset: &Dataset,
+        id: Uuid,
+        account_id: Uuid,
+        new_file: Option<(String, Vec<u8>)>,
+        request: CreateByText,
+        jobs: Option<&JobStore>,
+    ) -> Result<Document, DatasetsError> {
+        let document = self.get(dataset.id, id).await?;
+        if document.archived {
+            return Err(DatasetsError::ArchivedImmutable);
+        }
+        if matches!(document.indexing_status.as_str(), "parsing" | "cleaning" | "splitting" | "indexing")
+            && !document.is_paused
+        {
+            return Err(DatasetsError::DocumentIndexing);
+        }
+        let mut name = request.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned);
+        let upload = match (new_file, &request.text) {
+            (Some((filename, bytes)), _) => Some(self.check_upload(&filename, bytes).await?),
+            (None, Some(text)) => {
+                let Some(name) = &name else {
+                    return Err(invalid("name is required when text is given."));
+                };
+                if text.trim().is_empty() {
+                    return Err(invalid("text is required."));
+                }
+                Some(Upload {
+                    name: format!("{name}.txt"),
+                    extension: "txt".into(),
+                    bytes: text.clone().into_bytes(),
+                })
+            }
+            (None, None) => None,
+        };
+        if let (Some(upload), None) = (&upload, &name) {
+            name = Some(upload.name.clone());
+        }
+        let limit = self.settings.knowledge.indexing_max_segmentation_tokens_length.0;
+        let rule = match &request.process_rule {
+            Some(rule) if !rule.is_null() => {
+                Some(indexing::check_process_rule(rule, limit).map_err(invalid)?)
+            }
+            _ => None,
+        };
+        let reset = upload.is_some() || rule.is_some();
+        let jobs = if reset {
+            Some(jobs.ok_or_else(|| invalid("The job queue is not reachable yet; try again shortly."))?)
+        } else {
+            None
+        };
+        let now = Utc::now();
+        let file = match upload {
+            Some(upload) => Some(self.store_upload(dataset, account_id, upload, now).await?),
+            None => None,
+        };
+        let rule_id = match rule {
+            Some((mode, rules)) => Some(
+                repo::insert_process_rule(
+                    self.db,
+                    dataset.id,
+                    &mode,
+                    Some(&rules.to_string()),
+                    account_id,
+                    now,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let batch = if reset { new_batch()? } else { document.batch.clone() };
+        let change = repo::Reindex {
+            name: name.as_deref().unwrap_or(&document.name),
+            upload_file_id: file.as_ref().map(|f| f.id),
+            process_rule_id: rule_id,
+            batch: &batch,
+            reset,
+        };
+        repo::update_document(self.db, &document, &change, now).await?;
+        if let (Some(_), Some(old)) = (&file, document.upload_file_id)
+            && let Err(error) = cleanup::remove_files(self.db, self.storage, &[old]).await
+        {
+            tracing::warn!(%error, "the replaced file was not deleted; the orphan sweep will");
+        }
+        if let Some(jobs) = jobs {
+            let args =
+                serde_json::to_vec(&IndexArgs { document_id: id }).map_err(|e| invalid(e.to_string()))?;
+            jobs.push(&[JobSpec::new(indexing::QUEUE, indexing::TASK, args)])
+                .await
+                .map_err(|e| invalid(format!("The indexing job could not be queued: {e}")))?;
+        }
+        self.get(dataset.id, id).await
+    }
+
     /// Dify's batch status actions: enable, disable, archive, un_archive (unknown ids are
     /// skipped, as Dify does).
     pub async fn set_status(
@@ -462,52 +575,5 @@ impl Documents<'_> {
             out.push(document.status_json(completed, total));
         }
         Ok(out)
-    }
-
-    /// Keyword retrieval over a dataset's segments, as Dify's economy datasets search.
-    pub async fn retrieve(&self, dataset: &Dataset, request: &Value) -> Result<Value, DatasetsError> {
-        let query = request.get("query").and_then(Value::as_str).map(str::trim).unwrap_or_default();
-        if query.is_empty() {
-            return Err(invalid("Query is required."));
-        }
-        if query.chars().count() > MAX_QUERY_CHARS {
-            return Err(invalid(format!("Query cannot exceed {MAX_QUERY_CHARS} characters.")));
-        }
-        let defaults = dataset.retrieval_model_dict();
-        let model = request.get("retrieval_model").filter(|m| m.is_object()).unwrap_or(&defaults);
-        let top_k =
-            model.get("top_k").and_then(Value::as_u64).or_else(|| defaults["top_k"].as_u64()).unwrap_or(4);
-        let top_k = top_k.clamp(1, 100) as i64;
-        let threshold = (model.get("score_threshold_enabled") == Some(&Value::Bool(true)))
-            .then(|| model.get("score_threshold").and_then(Value::as_f64).unwrap_or(0.0));
-        let keywords: Vec<String> = text::keywords(query).into_iter().collect();
-        let found = repo::keyword_search(self.db, dataset.id, &keywords, top_k).await?;
-        let total = keywords.len().max(1) as f64;
-        let hits: Vec<(super::documents::Segment, f64)> = found
-            .into_iter()
-            .map(|(segment, matches)| (segment, matches as f64 / total))
-            .filter(|(_, score)| threshold.is_none_or(|t| *score >= t))
-            .collect();
-        let ids: Vec<Uuid> = hits.iter().map(|(s, _)| s.id).collect();
-        repo::record_hits(self.db, &ids).await?;
-        let mut document_ids: Vec<Uuid> = hits.iter().map(|(s, _)| s.document_id).collect();
-        document_ids.dedup();
-        let documents = repo::find_documents(self.db, &document_ids).await?;
-        let records: Vec<Value> = hits
-            .iter()
-            .map(|(segment, score)| {
-                let mut body = segment.json();
-                body["hit_count"] = json!(segment.hit_count + 1);
-                if let Some(d) = documents.iter().find(|d| d.id == segment.document_id) {
-                    body["document"] = json!({
-                        "id": d.id, "data_source_type": d.data_source_type, "name": d.name,
-                        "doc_type": d.doc_type, "doc_metadata": d.doc_metadata.as_deref()
-                            .and_then(|m| serde_json::from_str::<Value>(m).ok()),
-                    });
-                }
-                json!({"segment": body, "child_chunks": [], "score": score, "tsne_position": null, "files": [], "summary": null})
-            })
-            .collect();
-        Ok(json!({"query": {"content": query}, "records": records}))
     }
 }

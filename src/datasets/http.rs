@@ -23,6 +23,7 @@ impl From<DatasetsError> for ApiError {
             E::NotFound | E::DocumentNotFound => (StatusCode::NOT_FOUND, "not_found"),
             E::InvalidMetadata => (StatusCode::BAD_REQUEST, "invalid_metadata"),
             E::InvalidAction => (StatusCode::BAD_REQUEST, "invalid_action"),
+            E::ArchivedImmutable => (StatusCode::FORBIDDEN, "archived_document_immutable"),
             E::DocumentAlreadyFinished => (StatusCode::BAD_REQUEST, "document_already_finished"),
             E::NoFileUploaded => (StatusCode::BAD_REQUEST, "no_file_uploaded"),
             E::TooManyFiles => (StatusCode::BAD_REQUEST, "too_many_files"),

@@ -11,6 +11,7 @@ pub mod http;
 pub mod indexing;
 pub mod model;
 pub mod repo;
+pub mod retrieval;
 pub mod segments;
 pub mod segments_repo;
 pub mod service;

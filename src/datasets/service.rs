@@ -32,6 +32,8 @@ pub enum DatasetsError {
     DocumentNotFound,
     #[error("Invalid action.")]
     InvalidAction,
+    #[error("The archived document is not editable.")]
+    ArchivedImmutable,
     #[error("The document has been processed. Please refresh the page or go to the document details.")]
     DocumentAlreadyFinished,
     #[error("Please upload your file.")]

@@ -1,0 +1,69 @@
+//! Retrieval (`/retrieve`, `/hit-testing`): keyword search over a dataset's segments, as
+//! Dify's economy datasets search, with records in Dify's shape.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::documents::Segment;
+use super::documents_repo as repo;
+use super::documents_service::Documents;
+use super::model::Dataset;
+use super::service::DatasetsError;
+use super::text;
+
+/// The longest retrieval query Dify accepts.
+pub const MAX_QUERY_CHARS: usize = 250;
+
+fn invalid(message: impl Into<String>) -> DatasetsError {
+    DatasetsError::InvalidParam(message.into())
+}
+
+impl Documents<'_> {
+    /// Keyword retrieval over a dataset's segments, as Dify's economy datasets search.
+    pub async fn retrieve(&self, dataset: &Dataset, request: &Value) -> Result<Value, DatasetsError> {
+        let query = request.get("query").and_then(Value::as_str).map(str::trim).unwrap_or_default();
+        if query.is_empty() {
+            return Err(invalid("Query is required."));
+        }
+        if query.chars().count() > MAX_QUERY_CHARS {
+            return Err(invalid(format!("Query cannot exceed {MAX_QUERY_CHARS} characters.")));
+        }
+        let defaults = dataset.retrieval_model_dict();
+        let model = request.get("retrieval_model").filter(|m| m.is_object()).unwrap_or(&defaults);
+        let top_k =
+            model.get("top_k").and_then(Value::as_u64).or_else(|| defaults["top_k"].as_u64()).unwrap_or(4);
+        let top_k = top_k.clamp(1, 100) as i64;
+        let threshold = (model.get("score_threshold_enabled") == Some(&Value::Bool(true)))
+            .then(|| model.get("score_threshold").and_then(Value::as_f64).unwrap_or(0.0));
+        let keywords: Vec<String> = text::keywords(query).into_iter().collect();
+        let found = repo::keyword_search(self.db, dataset.id, &keywords, top_k).await?;
+        let total = keywords.len().max(1) as f64;
+        let hits: Vec<(Segment, f64)> = found
+            .into_iter()
+            .map(|(segment, matches)| (segment, matches as f64 / total))
+            .filter(|(_, score)| threshold.is_none_or(|t| *score >= t))
+            .collect();
+        let ids: Vec<Uuid> = hits.iter().map(|(s, _)| s.id).collect();
+        repo::record_hits(self.db, &ids).await?;
+        let mut document_ids: Vec<Uuid> = hits.iter().map(|(s, _)| s.document_id).collect();
+        document_ids.sort_unstable();
+        document_ids.dedup();
+        let documents = repo::find_documents(self.db, &document_ids).await?;
+        let records: Vec<Value> = hits
+            .iter()
+            .map(|(segment, score)| {
+                let mut body = segment.json();
+                body["hit_count"] = json!(segment.hit_count + 1);
+                if let Some(d) = documents.iter().find(|d| d.id == segment.document_id) {
+                    body["document"] = json!({
+                        "id": d.id, "data_source_type": d.data_source_type, "name": d.name,
+                        "doc_type": d.doc_type, "doc_metadata": d.doc_metadata.as_deref()
+                            .and_then(|m| serde_json::from_str::<Value>(m).ok()),
+                    });
+                }
+                json!({"segment": body, "child_chunks": [], "score": score, "tsne_position": null, "files": [], "summary": null})
+            })
+            .collect();
+        Ok(json!({"query": {"content": query}, "records": records}))
+    }
+}
