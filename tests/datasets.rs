@@ -247,6 +247,23 @@ async fn documents_flow(stack: &Stack) {
         found["records"][0]["segment"]["content"].as_str().is_some_and(|c| c.contains("差旅")),
         "{found}"
     );
+    // Full-text search on request (PostgreSQL tsvector / SQLite FTS5), in both scripts.
+    let full_text = |query: &str| json!({"query": query, "retrieval_model": {"search_method": "full_text_search", "top_k": 3}});
+    let (status, found) = retrieve(full_text("paid leave days")).await;
+    assert_eq!(status, 200, "{found}");
+    assert!(
+        found["records"][0]["segment"]["content"].as_str().is_some_and(|c| c.contains("twenty-five days")),
+        "{found}"
+    );
+    assert_eq!(found["records"][0]["score"], 1.0, "{found}");
+    let (_, found) = retrieve(full_text("差旅费用")).await;
+    assert!(
+        found["records"][0]["segment"]["content"].as_str().is_some_and(|c| c.contains("差旅")),
+        "{found}"
+    );
+    let (status, body) =
+        retrieve(json!({"query": "leave", "retrieval_model": {"search_method": "telepathy"}})).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_param")), "{body}");
     let (status, body) = retrieve(json!({"query": "x".repeat(251)})).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_param")));
     let (status, _) = retrieve(json!({"query": ""})).await;
@@ -412,6 +429,13 @@ async fn segments_flow(stack: &Stack) {
     assert_eq!(found["records"][0]["segment"]["id"], seg.as_str(), "{found}");
     let (_, found) = retrieve("airship zeppelins").await;
     assert_eq!(found["records"], json!([]), "{found}");
+    // The full-text index follows the edit too.
+    let full_text =
+        |query: &str| json!({"query": query, "retrieval_model": {"search_method": "full_text_search"}});
+    let (_, found) = stack.v1(Method::POST, &retrieve_path, Some(&key), Some(full_text("submarines"))).await;
+    assert_eq!(found["records"][0]["segment"]["id"], seg.as_str(), "{found}");
+    let (_, found) = stack.v1(Method::POST, &retrieve_path, Some(&key), Some(full_text("zeppelins"))).await;
+    assert_eq!(found["records"], json!([]), "{found}");
     // Disabled segments are not retrieved.
     let (status, _) = stack
         .v1(
@@ -427,8 +451,18 @@ async fn segments_flow(stack: &Stack) {
     let (status, one) = stack.v1(Method::GET, &format!("{segments}/{seg}"), Some(&key), None).await;
     assert_eq!((status, one["data"]["enabled"].as_bool()), (200, Some(false)));
 
+    stack
+        .v1(
+            Method::POST,
+            &format!("{segments}/{seg}"),
+            Some(&key),
+            Some(json!({"segment": {"enabled": true}})),
+        )
+        .await;
     let (status, _) = stack.v1(Method::DELETE, &format!("{segments}/{seg}"), Some(&key), None).await;
     assert_eq!(status, 204);
+    let (_, found) = stack.v1(Method::POST, &retrieve_path, Some(&key), Some(full_text("submarines"))).await;
+    assert_eq!(found["records"], json!([]), "a deleted segment leaves the full-text index: {found}");
     let (status, body) = stack.v1(Method::GET, &format!("{segments}/{seg}"), Some(&key), None).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
     let (_, list) = stack.v1(Method::GET, &format!("{segments}?keyword=beta"), Some(&key), None).await;

@@ -304,12 +304,13 @@ pub async fn replace_segments(
             sqlx::query(
                 "INSERT INTO document_segments (id, tenant_id, dataset_id, document_id, position, content, word_count, \
                  tokens, keywords, index_node_id, index_node_hash, created_by, created_at, updated_at, indexing_at, \
-                 completed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13, $13)",
+                 completed_at, search_text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13, $13, $14)",
             )
             .bind(id).bind(document.tenant_id).bind(document.dataset_id).bind(document.id).bind(index as i32 + 1)
             .bind(&segment.content).bind(segment.content.chars().count() as i32).bind(segment.tokens)
             .bind(serde_json::to_string(&segment.keywords).unwrap_or_else(|_| "[]".into()))
             .bind(id.to_string()).bind(&segment.hash).bind(document.created_by).bind(now)
+            .bind(super::text::search_text(&segment.content))
             .execute(&mut *tx).await?;
             for chunk in segment.keywords.chunks(200) {
                 let mut insert = sqlx::QueryBuilder::new("INSERT INTO segment_keywords (dataset_id, keyword, segment_id) ");
@@ -418,4 +419,60 @@ pub async fn find_document_by_id(db: &Db, id: Uuid) -> Result<Option<Document>, 
     Ok(
         on_db!(db, pool => sqlx::query_as::<_, Document>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?),
     )
+}
+
+/// Full-text search over searchable segments (PostgreSQL `tsvector`, SQLite FTS5): any of
+/// `tokens` matches; best first, with the engine's own relevance (higher is better).
+pub async fn full_text_search(
+    db: &Db,
+    dataset_id: Uuid,
+    tokens: &[String],
+    limit: i64,
+) -> Result<Vec<(Segment, f64)>, RepoError> {
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        segment: Segment,
+        relevance: f64,
+    }
+    let columns: Vec<String> = SEGMENT_COLUMNS.split(',').map(|c| format!("s.{}", c.trim())).collect();
+    let searchable = "s.dataset_id = $1 AND s.enabled AND d.enabled AND NOT d.archived AND d.indexing_status = 'completed'";
+    let rows: Vec<Row> = match db {
+        Db::Postgres(pool) => {
+            // Each token quoted as a tsquery lexeme; tokens are letters and digits only.
+            let query: Vec<String> = tokens.iter().map(|t| format!("'{}'", t.replace('\'', "''"))).collect();
+            let sql = format!(
+                "SELECT {}, ts_rank(s.search_vector, q)::float8 AS relevance \
+                 FROM document_segments s JOIN documents d ON d.id = s.document_id, to_tsquery('simple', $2) q \
+                 WHERE {searchable} AND s.search_vector @@ q ORDER BY relevance DESC, s.position LIMIT $3",
+                columns.join(", ")
+            );
+            sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
+                .bind(dataset_id)
+                .bind(query.join(" | "))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }
+        Db::Sqlite(pool) => {
+            let query: Vec<String> =
+                tokens.iter().map(|t| format!("\"{}\"", t.replace('"', "\"\""))).collect();
+            let sql = format!(
+                "SELECT {}, -bm25(segment_fts) AS relevance FROM segment_fts \
+                 JOIN document_segments s ON s.rowid = segment_fts.rowid JOIN documents d ON d.id = s.document_id \
+                 WHERE segment_fts MATCH $2 AND {searchable} ORDER BY bm25(segment_fts), s.position LIMIT $3",
+                columns.join(", ")
+            );
+            sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
+                .bind(dataset_id)
+                .bind(query.join(" OR "))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    Ok(rows.into_iter().map(|r| (r.segment, r.relevance)).collect())
 }

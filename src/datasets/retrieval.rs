@@ -1,5 +1,6 @@
 //! Retrieval (`/retrieve`, `/hit-testing`): keyword search over a dataset's segments, as
-//! Dify's economy datasets search, with records in Dify's shape.
+//! Dify's economy datasets search, or full-text search on request, with records in Dify's
+//! shape.
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -19,7 +20,8 @@ fn invalid(message: impl Into<String>) -> DatasetsError {
 }
 
 impl Documents<'_> {
-    /// Keyword retrieval over a dataset's segments, as Dify's economy datasets search.
+    /// Retrieval over a dataset's segments: `full_text_search` when asked for, otherwise
+    /// keyword search, as Dify's economy datasets search.
     pub async fn retrieve(&self, dataset: &Dataset, request: &Value) -> Result<Value, DatasetsError> {
         let query = request.get("query").and_then(Value::as_str).map(str::trim).unwrap_or_default();
         if query.is_empty() {
@@ -36,13 +38,27 @@ impl Documents<'_> {
         let threshold = (model.get("score_threshold_enabled") == Some(&Value::Bool(true)))
             .then(|| model.get("score_threshold").and_then(Value::as_f64).unwrap_or(0.0));
         let keywords: Vec<String> = text::keywords(query).into_iter().collect();
-        let found = repo::keyword_search(self.db, dataset.id, &keywords, top_k).await?;
-        let total = keywords.len().max(1) as f64;
-        let hits: Vec<(Segment, f64)> = found
-            .into_iter()
-            .map(|(segment, matches)| (segment, matches as f64 / total))
-            .filter(|(_, score)| threshold.is_none_or(|t| *score >= t))
-            .collect();
+        let method = model.get("search_method").and_then(Value::as_str).unwrap_or("keyword_search");
+        let scored: Vec<(Segment, f64)> = match method {
+            // Scores relative to the best match, so the first record scores 1.
+            "full_text_search" => {
+                let found = repo::full_text_search(self.db, dataset.id, &keywords, top_k).await?;
+                let best = found.first().map_or(1.0, |(_, r)| if *r > 0.0 { *r } else { 1.0 });
+                found
+                    .into_iter()
+                    .map(|(segment, relevance)| (segment, (relevance / best).clamp(0.0, 1.0)))
+                    .collect()
+            }
+            "keyword_search" | "semantic_search" | "hybrid_search" => {
+                // Economy datasets search by keyword whatever the method, as Dify's do.
+                let found = repo::keyword_search(self.db, dataset.id, &keywords, top_k).await?;
+                let total = keywords.len().max(1) as f64;
+                found.into_iter().map(|(segment, matches)| (segment, matches as f64 / total)).collect()
+            }
+            _ => return Err(invalid("retrieval_model.search_method is invalid.")),
+        };
+        let hits: Vec<(Segment, f64)> =
+            scored.into_iter().filter(|(_, score)| threshold.is_none_or(|t| *score >= t)).collect();
         let ids: Vec<Uuid> = hits.iter().map(|(s, _)| s.id).collect();
         repo::record_hits(self.db, &ids).await?;
         let mut document_ids: Vec<Uuid> = hits.iter().map(|(s, _)| s.document_id).collect();

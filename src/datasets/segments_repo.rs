@@ -48,12 +48,13 @@ pub async fn append(
             sqlx::query(
                 "INSERT INTO document_segments (id, tenant_id, dataset_id, document_id, position, content, word_count, \
                  tokens, keywords, index_node_id, index_node_hash, created_by, created_at, updated_at, indexing_at, \
-                 completed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13, $13)",
+                 completed_at, search_text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13, $13, $14)",
             )
             .bind(id).bind(document.tenant_id).bind(document.dataset_id).bind(document.id)
             .bind(last + index as i32 + 1).bind(&segment.content).bind(segment.content.chars().count() as i32)
             .bind(segment.tokens).bind(serde_json::to_string(&segment.keywords).unwrap_or_else(|_| "[]".into()))
             .bind(id.to_string()).bind(&segment.hash).bind(created_by).bind(now)
+            .bind(super::text::search_text(&segment.content))
             .execute(&mut *tx).await?;
             insert_keywords!(tx, document.dataset_id, id, segment.keywords);
             ids.push(id);
@@ -121,12 +122,12 @@ pub async fn update(
         sqlx::query(
             "UPDATE document_segments SET content = $1, answer = $2, word_count = $3, tokens = $4, keywords = $5, \
              index_node_hash = $6, enabled = $7, disabled_at = $8, disabled_by = $9, updated_at = $10, \
-             updated_by = $11, indexing_at = $10, completed_at = $10 WHERE id = $12",
+             updated_by = $11, indexing_at = $10, completed_at = $10, search_text = $13 WHERE id = $12",
         )
         .bind(&segment.content).bind(&segment.answer).bind(segment.word_count).bind(segment.tokens)
         .bind(serde_json::to_string(keywords).unwrap_or_else(|_| "[]".into())).bind(&segment.index_node_hash)
         .bind(segment.enabled).bind(segment.disabled_at).bind(segment.disabled_by).bind(now)
-        .bind(segment.updated_by).bind(segment.id)
+        .bind(segment.updated_by).bind(segment.id).bind(super::text::search_text(&segment.content))
         .execute(&mut *tx).await?;
         sqlx::query("DELETE FROM segment_keywords WHERE segment_id = $1").bind(segment.id).execute(&mut *tx).await?;
         insert_keywords!(tx, segment.dataset_id, segment.id, keywords);

@@ -194,29 +194,29 @@ const STOPWORDS: &[&str] = &[
     "were", "what", "when", "which", "who", "will", "with", "you", "your",
 ];
 
-/// The keywords of a text: lower-cased words (two characters or more, stopwords dropped)
-/// and, for CJK runs, each character pair (a lone character stays a keyword).
+/// The keywords of a text: its distinct [`tokens`].
 pub fn keywords(text: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+    tokens(text).into_iter().collect()
+}
+
+/// The search tokens of a text, in order and with repeats: lower-cased words (two
+/// characters or more, stopwords dropped) and, for CJK runs, each character pair (a lone
+/// character stays a token).
+pub fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
     let mut word = String::new();
     let mut cjk_run: Vec<char> = Vec::new();
-    let flush_word = |word: &mut String, out: &mut BTreeSet<String>| {
+    let flush_word = |word: &mut String, out: &mut Vec<String>| {
         if word.chars().count() >= 2 && !STOPWORDS.contains(&word.as_str()) {
-            out.insert(std::mem::take(word));
+            out.push(std::mem::take(word));
         }
         word.clear();
     };
-    let flush_cjk = |run: &mut Vec<char>, out: &mut BTreeSet<String>| {
+    let flush_cjk = |run: &mut Vec<char>, out: &mut Vec<String>| {
         match run.len() {
             0 => {}
-            1 => {
-                out.insert(run[0].to_string());
-            }
-            _ => {
-                for pair in run.windows(2) {
-                    out.insert(pair.iter().collect());
-                }
-            }
+            1 => out.push(run[0].to_string()),
+            _ => out.extend(run.windows(2).map(|pair| pair.iter().collect::<String>())),
         }
         run.clear();
     };
@@ -235,6 +235,11 @@ pub fn keywords(text: &str) -> BTreeSet<String> {
     flush_word(&mut word, &mut out);
     flush_cjk(&mut cjk_run, &mut out);
     out
+}
+
+/// What the full-text index stores for a segment: its tokens, space-separated.
+pub fn search_text(text: &str) -> String {
+    tokens(text).join(" ")
 }
 
 #[cfg(test)]
