@@ -481,3 +481,94 @@ async fn segments_are_added_edited_and_deleted_on_sqlite() {
 async fn segments_are_added_edited_and_deleted_on_postgres() {
     segments_flow(&Stack::start(Some(PgDatabase::create().await)).await).await;
 }
+
+async fn metadata_flow(stack: &Stack) {
+    use reqwest::Method;
+    let mut owner = stack.owner().await;
+    let key = new_key(&mut owner).await;
+    let (_, dataset) = stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Meta"}))).await;
+    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let body = json!({"name": "Policy", "text": "Remote work is allowed on Fridays.", "indexing_technique": "economy"});
+    let (_, created) = stack
+        .v1(Method::POST, &format!("/datasets/{ds}/document/create-by-text"), Some(&key), Some(body))
+        .await;
+    let doc = created["document"]["id"].as_str().expect("doc").to_owned();
+    wait_indexed(stack, &key, &ds, created["batch"].as_str().expect("batch")).await;
+    let metadata = format!("/datasets/{ds}/metadata");
+
+    let (status, author) = stack
+        .v1(Method::POST, &metadata, Some(&key), Some(json!({"type": "string", "name": "author"})))
+        .await;
+    assert_eq!((status, author["name"].as_str()), (201, Some("author")), "{author}");
+    let (_, year) =
+        stack.v1(Method::POST, &metadata, Some(&key), Some(json!({"type": "number", "name": "year"}))).await;
+    for bad in [
+        json!({"type": "string", "name": "author"}),
+        json!({"type": "string", "name": "document_name"}),
+        json!({"type": "colour", "name": "x"}),
+        json!({"type": "string"}),
+    ] {
+        let (status, body) = stack.v1(Method::POST, &metadata, Some(&key), Some(bad.clone())).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_param")), "{bad}: {body}");
+    }
+    let set = |values: Value| json!({"operation_data": [{"document_id": doc, "metadata_list": values}]});
+    let values = json!([{"id": author["id"], "name": "author", "value": "Ada"}, {"id": year["id"], "name": "year", "value": "2024"}]);
+    let (status, body) = stack
+        .v1(Method::POST, &format!("/datasets/{ds}/documents/metadata"), Some(&key), Some(set(values)))
+        .await;
+    assert_eq!((status, &body), (200, &json!({"result": "success"})), "{body}");
+    let bad = json!([{"id": year["id"], "name": "year", "value": "soon"}]);
+    let (status, _) = stack
+        .v1(Method::POST, &format!("/datasets/{ds}/documents/metadata"), Some(&key), Some(set(bad)))
+        .await;
+    assert_eq!(status, 400, "a number field refuses text");
+
+    let (_, listed) = stack.v1(Method::GET, &metadata, Some(&key), None).await;
+    assert_eq!(listed["doc_metadata"][0]["count"], 1, "{listed}");
+    assert_eq!(listed["built_in_field_enabled"], false);
+    let (_, detail) =
+        stack.v1(Method::GET, &format!("/datasets/{ds}/documents/{doc}"), Some(&key), None).await;
+    assert_eq!(detail["doc_metadata"][1]["value"], 2024, "{detail}");
+
+    // Renaming a field renames it on documents; retrieval shows values by name.
+    let author_path = format!("{metadata}/{}", author["id"].as_str().expect("id"));
+    let (status, renamed) =
+        stack.v1(Method::PATCH, &author_path, Some(&key), Some(json!({"name": "writer"}))).await;
+    assert_eq!((status, renamed["name"].as_str()), (200, Some("writer")), "{renamed}");
+    let (_, found) = stack
+        .v1(
+            Method::POST,
+            &format!("/datasets/{ds}/retrieve"),
+            Some(&key),
+            Some(json!({"query": "remote work"})),
+        )
+        .await;
+    assert_eq!(
+        found["records"][0]["segment"]["document"]["doc_metadata"],
+        json!({"writer": "Ada", "year": 2024}),
+        "{found}"
+    );
+
+    let (status, _) = stack.v1(Method::DELETE, &author_path, Some(&key), None).await;
+    assert_eq!(status, 204);
+    let (_, detail) =
+        stack.v1(Method::GET, &format!("/datasets/{ds}/documents/{doc}"), Some(&key), None).await;
+    assert_eq!(detail["doc_metadata"].as_array().map(Vec::len), Some(1), "{detail}");
+
+    let (_, built_in) = stack.v1(Method::GET, &format!("{metadata}/built-in"), Some(&key), None).await;
+    assert_eq!(built_in["fields"].as_array().map(Vec::len), Some(5), "{built_in}");
+    let (status, _) = stack.v1(Method::POST, &format!("{metadata}/built-in/enable"), Some(&key), None).await;
+    assert_eq!(status, 200);
+    let (_, listed) = stack.v1(Method::GET, &metadata, Some(&key), None).await;
+    assert_eq!(listed["built_in_field_enabled"], true, "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_fields_and_values_on_sqlite() {
+    metadata_flow(&Stack::start(None).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_fields_and_values_on_postgres() {
+    metadata_flow(&Stack::start(Some(PgDatabase::create().await)).await).await;
+}

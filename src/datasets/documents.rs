@@ -82,15 +82,23 @@ impl Document {
         }
     }
 
-    fn metadata_list(&self) -> Value {
-        let values: serde_json::Map<String, Value> =
+    /// Dify's `doc_metadata` list: `[{id, name, type, value}]`, as stored.
+    pub fn metadata_list(&self) -> Value {
+        let values: Vec<Value> =
             self.doc_metadata.as_deref().and_then(|raw| serde_json::from_str(raw).ok()).unwrap_or_default();
-        Value::Array(
-            values
-                .into_iter()
-                .map(|(name, value)| json!({"id": null, "name": name, "type": "string", "value": value}))
-                .collect(),
-        )
+        Value::Array(values)
+    }
+
+    /// The values by name, as retrieval records show them.
+    pub fn metadata_dict(&self) -> Value {
+        let list = self.metadata_list();
+        let map: serde_json::Map<String, Value> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| Some((v["name"].as_str()?.to_owned(), v["value"].clone())))
+            .collect();
+        Value::Object(map)
     }
 
     /// Dify's `Document` fields.

@@ -165,6 +165,7 @@ async fn v1_delete(
 pub fn service_routes() -> Router<AppState> {
     super::documents_http::service_routes()
         .merge(super::segments::service_routes())
+        .merge(super::metadata::service_routes())
         .route("/datasets", get(v1_list).post(v1_create))
         .route("/datasets/{id}", get(v1_get).patch(v1_update).delete(v1_delete))
 }

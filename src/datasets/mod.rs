@@ -9,6 +9,7 @@ pub mod documents_service;
 pub mod extract;
 pub mod http;
 pub mod indexing;
+pub mod metadata;
 pub mod model;
 pub mod repo;
 pub mod retrieval;

@@ -73,8 +73,7 @@ impl Documents<'_> {
                 if let Some(d) = documents.iter().find(|d| d.id == segment.document_id) {
                     body["document"] = json!({
                         "id": d.id, "data_source_type": d.data_source_type, "name": d.name,
-                        "doc_type": d.doc_type, "doc_metadata": d.doc_metadata.as_deref()
-                            .and_then(|m| serde_json::from_str::<Value>(m).ok()),
+                        "doc_type": d.doc_type, "doc_metadata": d.metadata_dict(),
                     });
                 }
                 json!({"segment": body, "child_chunks": [], "score": score, "tsne_position": null, "files": [], "summary": null})
