@@ -572,3 +572,80 @@ async fn metadata_fields_and_values_on_sqlite() {
 async fn metadata_fields_and_values_on_postgres() {
     metadata_flow(&Stack::start(Some(PgDatabase::create().await)).await).await;
 }
+
+async fn tags_flow(stack: &Stack) {
+    use reqwest::Method;
+    let mut owner = stack.owner().await;
+    let key = new_key(&mut owner).await;
+    let (_, dataset) = stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Tagged"}))).await;
+    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let (status, tag) =
+        stack.v1(Method::POST, "/datasets/tags", Some(&key), Some(json!({"name": "finance"}))).await;
+    assert_eq!((status, tag["binding_count"].as_str()), (200, Some("0")), "{tag}");
+    let tag_id = tag["id"].as_str().expect("tag").to_owned();
+    let (status, body) =
+        stack.v1(Method::POST, "/datasets/tags", Some(&key), Some(json!({"name": "finance"}))).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_param")), "{body}");
+    let (status, _) =
+        stack.v1(Method::POST, "/datasets/tags", Some(&key), Some(json!({"name": "x".repeat(51)}))).await;
+    assert_eq!(status, 400);
+
+    let bind = json!({"tag_ids": [tag_id], "target_id": ds});
+    let (status, _) = stack.v1(Method::POST, "/datasets/tags/binding", Some(&key), Some(bind.clone())).await;
+    assert_eq!(status, 204);
+    let (status, _) = stack.v1(Method::POST, "/datasets/tags/binding", Some(&key), Some(bind)).await;
+    assert_eq!(status, 204, "binding twice is harmless");
+    let (_, detail) = stack.v1(Method::GET, &format!("/datasets/{ds}"), Some(&key), None).await;
+    assert_eq!(detail["tags"], json!([{"id": tag_id, "name": "finance", "type": "knowledge"}]), "{detail}");
+    let (_, tags) = stack.v1(Method::GET, &format!("/datasets/{ds}/tags"), Some(&key), None).await;
+    assert_eq!(
+        (tags["total"].as_i64(), tags["data"][0]["name"].as_str()),
+        (Some(1), Some("finance")),
+        "{tags}"
+    );
+    let (_, all) = stack.v1(Method::GET, "/datasets/tags", Some(&key), None).await;
+    assert_eq!(all[0]["binding_count"], "1", "{all}");
+
+    let (status, renamed) = stack
+        .v1(Method::PATCH, "/datasets/tags", Some(&key), Some(json!({"name": "money", "tag_id": tag_id})))
+        .await;
+    assert_eq!((status, renamed["name"].as_str()), (200, Some("money")), "{renamed}");
+    let unbind = json!({"tag_id": tag_id, "target_id": ds});
+    let (status, _) = stack.v1(Method::POST, "/datasets/tags/unbinding", Some(&key), Some(unbind)).await;
+    assert_eq!(status, 204);
+    let (_, tags) = stack.v1(Method::GET, &format!("/datasets/{ds}/tags"), Some(&key), None).await;
+    assert_eq!(tags["total"], 0, "{tags}");
+    let (status, _) =
+        stack.v1(Method::DELETE, "/datasets/tags", Some(&key), Some(json!({"tag_id": tag_id}))).await;
+    assert_eq!(status, 204);
+    let (status, body) =
+        stack.v1(Method::DELETE, "/datasets/tags", Some(&key), Some(json!({"tag_id": tag_id}))).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+
+    // Dataset counts follow its documents.
+    let body = json!({"name": "One", "text": "Some text to count.", "indexing_technique": "economy"});
+    let (_, created) = stack
+        .v1(Method::POST, &format!("/datasets/{ds}/document/create-by-text"), Some(&key), Some(body))
+        .await;
+    wait_indexed(stack, &key, &ds, created["batch"].as_str().expect("batch")).await;
+    let (_, detail) = stack.v1(Method::GET, &format!("/datasets/{ds}"), Some(&key), None).await;
+    assert_eq!(
+        (
+            detail["document_count"].as_i64(),
+            detail["total_available_documents"].as_i64(),
+            detail["word_count"].as_i64()
+        ),
+        (Some(1), Some(1), Some(19)),
+        "{detail}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_bind_to_datasets_on_sqlite() {
+    tags_flow(&Stack::start(None).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_bind_to_datasets_on_postgres() {
+    tags_flow(&Stack::start(Some(PgDatabase::create().await)).await).await;
+}

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::service::{CreateDataset, Datasets, DatasetsError, KeyScope, UpdateDataset, detail};
+use super::model::DatasetStats;
+use super::repo::DatasetRow;
+use super::service::{CreateDataset, Datasets, DatasetsError, KeyScope, UpdateDataset};
 use crate::accounts::http::ConsoleSession;
 use crate::accounts::model::TenantRole;
 use crate::http::AppState;
@@ -54,6 +56,22 @@ pub(super) fn datasets(state: &AppState) -> Datasets<'_> {
 
 pub(super) fn documents(state: &AppState) -> super::documents_service::Documents<'_> {
     super::documents_service::Documents { db: &state.db, storage: &state.storage, settings: &state.settings }
+}
+
+/// Dify's `DatasetDetail` of a dataset: its row, document counts and tags.
+pub(super) async fn dataset_json(state: &AppState, row: &DatasetRow) -> Result<Value, ApiError> {
+    let (documents, words, available) =
+        super::documents_repo::dataset_stats(&state.db, row.dataset.id).await.map_err(DatasetsError::from)?;
+    let stats = DatasetStats {
+        author_name: row.author_name.clone(),
+        document_count: documents,
+        word_count: words,
+        available_document_count: available,
+    };
+    let mut body = row.dataset.detail_json(&stats);
+    body["tags"] =
+        Value::Array(super::tags::of_dataset(&state.db, row.dataset.id).await.map_err(DatasetsError::from)?);
+    Ok(body)
 }
 
 /// A path id that is not a UUID names no dataset.
@@ -102,7 +120,10 @@ pub(super) fn paging(query: &ListQuery) -> Result<(u32, u32), ApiError> {
 async fn list(state: &AppState, tenant_id: Uuid, query: &ListQuery) -> Result<Value, ApiError> {
     let (page, limit) = paging(query)?;
     let (rows, total) = datasets(state).list(tenant_id, query.keyword.as_deref(), page, limit).await?;
-    let data: Vec<Value> = rows.iter().map(detail).collect();
+    let mut data: Vec<Value> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        data.push(dataset_json(state, row).await?);
+    }
     let has_more = i64::from(page) * i64::from(limit) < total;
     Ok(json!({"data": data, "has_more": has_more, "limit": limit, "total": total, "page": page}))
 }
@@ -123,7 +144,7 @@ async fn v1_create(
     JsonBody(body): JsonBody<CreateDataset>,
 ) -> Result<Json<Value>, ApiError> {
     let row = datasets(&state).create(key.tenant_id, key.owner_id, body).await?;
-    Ok(Json(detail(&row)))
+    Ok(Json(dataset_json(&state, &row).await?))
 }
 
 async fn v1_get(
@@ -132,7 +153,7 @@ async fn v1_get(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let row = datasets(&state).get_for_api(key.tenant_id, dataset_id(&id)?).await?;
-    let mut body = detail(&row);
+    let mut body = dataset_json(&state, &row).await?;
     body["partial_member_list"] = json!([]);
     Ok(Json(body))
 }
@@ -146,7 +167,7 @@ async fn v1_update(
     let id = dataset_id(&id)?;
     datasets(&state).get_for_api(key.tenant_id, id).await?;
     let row = datasets(&state).update(key.tenant_id, key.owner_id, id, body).await?;
-    let mut body = detail(&row);
+    let mut body = dataset_json(&state, &row).await?;
     body["partial_member_list"] = json!([]);
     Ok(Json(body))
 }
@@ -166,6 +187,7 @@ pub fn service_routes() -> Router<AppState> {
     super::documents_http::service_routes()
         .merge(super::segments::service_routes())
         .merge(super::metadata::service_routes())
+        .merge(super::tags::service_routes())
         .route("/datasets", get(v1_list).post(v1_create))
         .route("/datasets/{id}", get(v1_get).patch(v1_update).delete(v1_delete))
 }
@@ -234,7 +256,7 @@ async fn console_create(
         return Err(DatasetsError::Forbidden.into());
     }
     let row = datasets(&state).create(session.membership.tenant.id, session.account.id, body).await?;
-    Ok((StatusCode::CREATED, Json(detail(&row))))
+    Ok((StatusCode::CREATED, Json(dataset_json(&state, &row).await?)))
 }
 
 async fn console_get(
@@ -243,7 +265,7 @@ async fn console_get(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let row = datasets(&state).get(session.membership.tenant.id, dataset_id(&id)?).await?;
-    Ok(Json(detail(&row)))
+    Ok(Json(dataset_json(&state, &row).await?))
 }
 
 async fn console_delete(

@@ -16,4 +16,5 @@ pub mod retrieval;
 pub mod segments;
 pub mod segments_repo;
 pub mod service;
+pub mod tags;
 pub mod text;

@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::model::{ApiKey, Dataset, DatasetStats, default_retrieval_model};
+use super::model::{ApiKey, Dataset, default_retrieval_model};
 use super::repo::{self, DatasetRow};
 use crate::accounts::model::Membership;
 use crate::accounts::repo::RepoError;
@@ -395,15 +395,4 @@ impl Datasets<'_> {
         repo::update_dataset(self.db, &dataset).await?;
         Ok(())
     }
-}
-
-/// The detail JSON of a listed or fetched dataset (documents arrive with the next slice).
-pub fn detail(row: &DatasetRow) -> Value {
-    let stats = DatasetStats {
-        author_name: row.author_name.clone(),
-        document_count: 0,
-        word_count: 0,
-        available_document_count: 0,
-    };
-    row.dataset.detail_json(&stats)
 }
