@@ -117,6 +117,30 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Delete upload records no document uses (older than an hour).
+    ClearOrphanedFileRecords {
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        force: bool,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Leave alone anything younger than this many minutes (an upload in progress).
+        #[arg(long, default_value_t = 60)]
+        min_age_minutes: u32,
+    },
+    /// Delete stored upload files no record names (older than an hour).
+    RemoveOrphanedFilesOnStorage {
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        force: bool,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Leave alone anything younger than this many minutes (an upload in progress).
+        #[arg(long, default_value_t = 60)]
+        min_age_minutes: u32,
+    },
     /// List accounts and how many workspaces each belongs to.
     ListAccounts,
     /// List workspaces with their owner and member count.
@@ -281,6 +305,8 @@ pub fn run() -> ExitCode {
             | Command::ResetEmail { .. }
             | Command::CreateTenant { .. }
             | Command::ResetEncryptKeyPair { .. }
+            | Command::ClearOrphanedFileRecords { .. }
+            | Command::RemoveOrphanedFilesOnStorage { .. }
             | Command::ListAccounts
             | Command::ListTenants),
         ) => Action::Admin(command.clone()),
@@ -381,6 +407,15 @@ async fn run_admin(command: Command, settings: Arc<Settings>) -> u8 {
         }
         Command::ResetEncryptKeyPair { yes } => admin::reset_encrypt_key_pair(settings, yes).await,
         Command::ListTenants => admin::list_tenants(settings).await,
+        Command::ClearOrphanedFileRecords { force, dry_run, min_age_minutes } => {
+            let min_age = chrono::Duration::minutes(i64::from(min_age_minutes));
+            crate::commands::orphans::clear_orphaned_file_records(settings, force, dry_run, min_age).await
+        }
+        Command::RemoveOrphanedFilesOnStorage { force, dry_run, min_age_minutes } => {
+            let min_age = chrono::Duration::minutes(i64::from(min_age_minutes));
+            crate::commands::orphans::remove_orphaned_files_on_storage(settings, force, dry_run, min_age)
+                .await
+        }
         _ => admin::list_accounts(settings).await,
     }
 }

@@ -649,3 +649,64 @@ async fn tags_bind_to_datasets_on_sqlite() {
 async fn tags_bind_to_datasets_on_postgres() {
     tags_flow(&Stack::start(Some(PgDatabase::create().await)).await).await;
 }
+
+/// Runs an admin command against the stack's stores: (exit code, stdout + stderr).
+fn admin(stack: &Stack, args: &[&str]) -> (i32, String) {
+    let output =
+        common::kiln(stack.dir.path()).envs(stack.env.iter().cloned()).args(args).output().expect("run kiln");
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphaned_records_and_files_are_listed_then_removed() {
+    use reqwest::Method;
+    let stack = Stack::start(None).await;
+    let mut owner = stack.owner().await;
+    let key = new_key(&mut owner).await;
+    let (_, dataset) = stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Files"}))).await;
+    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let body = json!({"name": "Kept", "text": "A document that stays.", "indexing_technique": "economy"});
+    let (_, created) = stack
+        .v1(Method::POST, &format!("/datasets/{ds}/document/create-by-text"), Some(&key), Some(body))
+        .await;
+    wait_indexed(&stack, &key, &ds, created["batch"].as_str().expect("batch")).await;
+    let uploads = stack.dir.path().join("storage/upload_files");
+    let kept = walk(&uploads);
+    assert_eq!(kept.len(), 1);
+    let stray = kept[0].parent().expect("tenant dir").join("stray.txt");
+    std::fs::write(&stray, "left behind").expect("write stray");
+
+    // Young files are left alone by default; --dry-run lists and keeps; no TTY needs --force.
+    let (code, out) = admin(&stack, &["remove-orphaned-files-on-storage", "--force"]);
+    assert_eq!((code, out.contains("No orphaned files")), (0, true), "{out}");
+    let (code, out) =
+        admin(&stack, &["remove-orphaned-files-on-storage", "--dry-run", "--min-age-minutes", "0"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("stray.txt") && out.contains("Dry run") && !out.contains(".txt\n  upload"), "{out}");
+    assert!(stray.exists());
+    let (code, out) = admin(&stack, &["remove-orphaned-files-on-storage", "--min-age-minutes", "0"]);
+    assert_eq!(code, 2, "no terminal, no --force: {out}");
+    let (code, out) =
+        admin(&stack, &["remove-orphaned-files-on-storage", "--force", "--min-age-minutes", "0"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!stray.exists() && kept[0].exists(), "only the stray file goes");
+
+    // A record whose document row is gone (as after a crash) is an orphan, then its file.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        stack.dir.path().join("storage/kiln.db").display()
+    ))
+    .await
+    .expect("open the database");
+    sqlx::query("DELETE FROM documents").execute(&pool).await.expect("delete documents");
+    pool.close().await;
+    let (code, out) = admin(&stack, &["clear-orphaned-file-records", "--dry-run", "--min-age-minutes", "0"]);
+    assert!(code == 0 && out.contains("Found 1 orphaned file record"), "{out}");
+    let (code, out) = admin(&stack, &["clear-orphaned-file-records", "-f", "--min-age-minutes", "0"]);
+    assert!(code == 0 && out.contains("Deleted 1"), "{out}");
+    let (code, out) = admin(&stack, &["remove-orphaned-files-on-storage", "-f", "--min-age-minutes", "0"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(walk(&uploads).is_empty(), "the record's file went next");
+}

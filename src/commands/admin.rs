@@ -111,7 +111,7 @@ fn value_or_prompt(
     Ok(answer)
 }
 
-fn finish(result: Result<String, AdminError>) -> u8 {
+pub(crate) fn finish(result: Result<String, AdminError>) -> u8 {
     match result {
         Ok(message) => {
             println!("{message}");
@@ -124,7 +124,7 @@ fn finish(result: Result<String, AdminError>) -> u8 {
     }
 }
 
-async fn with_context<F, Fut>(settings: std::sync::Arc<Settings>, run: F) -> u8
+pub(crate) async fn with_context<F, Fut>(settings: std::sync::Arc<Settings>, run: F) -> u8
 where
     F: FnOnce(AdminContext) -> Fut,
     Fut: std::future::Future<Output = Result<String, AdminError>>,
@@ -141,7 +141,7 @@ where
     finish(result)
 }
 
-fn failed(error: impl std::fmt::Display) -> AdminError {
+pub(crate) fn failed(error: impl std::fmt::Display) -> AdminError {
     AdminError::Failed(error.to_string())
 }
 
@@ -224,22 +224,30 @@ pub async fn create_tenant(
 }
 
 /// `kiln reset-encrypt-key-pair`: asks first unless `--yes`.
+/// Asks `question` on a terminal unless `yes`; without a terminal, a usage error telling to
+/// pass `flag`.
+pub(crate) fn confirm(yes: bool, question: &str, refusal: &str, flag: &str) -> Result<(), AdminError> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(AdminError::Usage(format!("{refusal} without confirmation: pass {flag}")));
+    }
+    print!("{question} [y/N]: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(AdminError::Failed("Aborted.".into()))
+    }
+}
+
 pub async fn reset_encrypt_key_pair(settings: std::sync::Arc<Settings>, yes: bool) -> u8 {
-    if !yes {
-        if !std::io::stdin().is_terminal() {
-            return finish(Err(AdminError::Usage(
-                "refusing to reset every workspace's key pair without confirmation: pass --yes".into(),
-            )));
-        }
-        print!(
-            "Are you sure you want to reset encrypt key pair? This operation cannot be rolled back! [y/N]: "
-        );
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-            return finish(Err(AdminError::Failed("Aborted.".into())));
-        }
+    let question = "Are you sure you want to reset encrypt key pair? This operation cannot be rolled back!";
+    if let Err(error) = confirm(yes, question, "refusing to reset every workspace's key pair", "--yes") {
+        return finish(Err(error));
     }
     with_context(settings, |ctx| async move {
         let reset = ctx.accounts().reset_key_pairs().await.map_err(failed)?;

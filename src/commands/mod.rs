@@ -5,4 +5,5 @@ pub mod admin;
 pub mod config_cmd;
 pub mod healthcheck;
 pub mod migrate_status;
+pub mod orphans;
 pub mod queue_cmd;

@@ -11,6 +11,7 @@ pub mod http;
 pub mod indexing;
 pub mod metadata;
 pub mod model;
+pub mod orphans;
 pub mod repo;
 pub mod retrieval;
 pub mod segments;
