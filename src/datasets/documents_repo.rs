@@ -299,26 +299,35 @@ pub async fn replace_segments(
     on_db!(db, pool => {
         let mut tx = pool.begin().await?;
         sqlx::query("DELETE FROM document_segments WHERE document_id = $1").bind(document.id).execute(&mut *tx).await?;
-        for (index, segment) in segments.iter().enumerate() {
-            let id = Uuid::new_v4();
-            sqlx::query(
+        // Multi-row inserts: 500 segments of 17 values, 5,000 keywords of 3, under SQLite's and
+        // PostgreSQL's bind limits.
+        let rows: Vec<(Uuid, i32, &NewSegment)> =
+            segments.iter().enumerate().map(|(index, s)| (Uuid::new_v4(), index as i32 + 1, s)).collect();
+        for chunk in rows.chunks(500) {
+            let mut insert = sqlx::QueryBuilder::new(
                 "INSERT INTO document_segments (id, tenant_id, dataset_id, document_id, position, content, word_count, \
                  tokens, keywords, index_node_id, index_node_hash, created_by, created_at, updated_at, indexing_at, \
-                 completed_at, search_text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13, $13, $14)",
-            )
-            .bind(id).bind(document.tenant_id).bind(document.dataset_id).bind(document.id).bind(index as i32 + 1)
-            .bind(&segment.content).bind(segment.content.chars().count() as i32).bind(segment.tokens)
-            .bind(serde_json::to_string(&segment.keywords).unwrap_or_else(|_| "[]".into()))
-            .bind(id.to_string()).bind(&segment.hash).bind(document.created_by).bind(now)
-            .bind(super::text::search_text(&segment.content))
-            .execute(&mut *tx).await?;
-            for chunk in segment.keywords.chunks(200) {
-                let mut insert = sqlx::QueryBuilder::new("INSERT INTO segment_keywords (dataset_id, keyword, segment_id) ");
-                insert.push_values(chunk, |mut row, keyword| {
-                    row.push_bind(document.dataset_id).push_bind(keyword).push_bind(id);
-                });
-                insert.build().execute(&mut *tx).await?;
-            }
+                 completed_at, search_text) ",
+            );
+            insert.push_values(chunk, |mut row, (id, position, segment)| {
+                row.push_bind(*id).push_bind(document.tenant_id).push_bind(document.dataset_id).push_bind(document.id)
+                    .push_bind(*position).push_bind(&segment.content)
+                    .push_bind(segment.content.chars().count() as i32).push_bind(segment.tokens)
+                    .push_bind(serde_json::to_string(&segment.keywords).unwrap_or_else(|_| "[]".into()))
+                    .push_bind(id.to_string()).push_bind(&segment.hash).push_bind(document.created_by)
+                    .push_bind(now).push_bind(now).push_bind(now).push_bind(now)
+                    .push_bind(super::text::search_text(&segment.content));
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        let keywords: Vec<(Uuid, &String)> =
+            rows.iter().flat_map(|(id, _, segment)| segment.keywords.iter().map(move |k| (*id, k))).collect();
+        for chunk in keywords.chunks(5000) {
+            let mut insert = sqlx::QueryBuilder::new("INSERT INTO segment_keywords (dataset_id, keyword, segment_id) ");
+            insert.push_values(chunk, |mut row, (id, keyword)| {
+                row.push_bind(document.dataset_id).push_bind(*keyword).push_bind(*id);
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         sqlx::query(
             "UPDATE documents SET indexing_status = 'completed', completed_at = $1, updated_at = $1, \
