@@ -66,6 +66,15 @@ fn mime_for(extension: &str) -> &'static str {
     }
 }
 
+/// Queues the indexing of a document on the `dataset` queue.
+async fn queue_indexing(jobs: &JobStore, document_id: Uuid) -> Result<(), DatasetsError> {
+    let args = serde_json::to_vec(&IndexArgs { document_id }).map_err(|e| invalid(e.to_string()))?;
+    jobs.push(&[JobSpec::new(indexing::QUEUE, indexing::TASK, args)])
+        .await
+        .map(drop)
+        .map_err(|e| invalid(format!("The indexing job could not be queued: {e}")))
+}
+
 /// What document operations need.
 pub struct Documents<'a> {
     pub db: &'a Db,
@@ -200,6 +209,19 @@ impl Documents<'_> {
         Ok(Plan { technique, rule })
     }
 
+    /// Records a checked process rule for the dataset.
+    async fn store_rule(
+        &self,
+        dataset: &Dataset,
+        mode: &str,
+        rules: &Value,
+        account_id: Uuid,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Uuid, DatasetsError> {
+        Ok(repo::insert_process_rule(self.db, dataset.id, mode, Some(&rules.to_string()), account_id, now)
+            .await?)
+    }
+
     /// Writes an upload to `upload_files/{tenant}/{uuid}.{ext}` and records it.
     async fn store_upload(
         &self,
@@ -256,17 +278,7 @@ impl Documents<'_> {
         let file_id = file.id;
         let rule_id = match plan.rule {
             RuleChoice::Existing(id) => id,
-            RuleChoice::New(mode, rules) => {
-                repo::insert_process_rule(
-                    self.db,
-                    dataset.id,
-                    &mode,
-                    Some(&rules.to_string()),
-                    account_id,
-                    now,
-                )
-                .await?
-            }
+            RuleChoice::New(mode, rules) => self.store_rule(dataset, &mode, &rules, account_id, now).await?,
         };
         let document = Document {
             id: Uuid::new_v4(),
@@ -307,13 +319,10 @@ impl Documents<'_> {
             doc_metadata: None,
         };
         repo::insert_document(self.db, &document).await?;
-        let args = serde_json::to_vec(&IndexArgs { document_id: document.id })
-            .map_err(|e| invalid(e.to_string()))?;
-        if let Err(error) = jobs.push(&[JobSpec::new(indexing::QUEUE, indexing::TASK, args)]).await {
+        if let Err(error) = queue_indexing(jobs, document.id).await {
             // The document records why it will not be indexed; re-creating it is the client's call.
-            repo::fail(self.db, document.id, &format!("could not queue indexing: {error}"), Utc::now())
-                .await?;
-            return Err(invalid(format!("The indexing job could not be queued: {error}")));
+            repo::fail(self.db, document.id, &error.to_string(), Utc::now()).await?;
+            return Err(error);
         }
         Ok(document)
     }
@@ -452,17 +461,7 @@ impl Documents<'_> {
             None => None,
         };
         let rule_id = match rule {
-            Some((mode, rules)) => Some(
-                repo::insert_process_rule(
-                    self.db,
-                    dataset.id,
-                    &mode,
-                    Some(&rules.to_string()),
-                    account_id,
-                    now,
-                )
-                .await?,
-            ),
+            Some((mode, rules)) => Some(self.store_rule(dataset, &mode, &rules, account_id, now).await?),
             None => None,
         };
         let batch = if reset { new_batch()? } else { document.batch.clone() };
@@ -480,11 +479,7 @@ impl Documents<'_> {
             tracing::warn!(%error, "the replaced file was not deleted; the orphan sweep will");
         }
         if let Some(jobs) = jobs {
-            let args =
-                serde_json::to_vec(&IndexArgs { document_id: id }).map_err(|e| invalid(e.to_string()))?;
-            jobs.push(&[JobSpec::new(indexing::QUEUE, indexing::TASK, args)])
-                .await
-                .map_err(|e| invalid(format!("The indexing job could not be queued: {e}")))?;
+            queue_indexing(jobs, id).await?;
         }
         self.get(dataset.id, id).await
     }
@@ -536,11 +531,7 @@ impl Documents<'_> {
         }
         let jobs = jobs.ok_or_else(|| invalid("The job queue is not reachable yet; try again shortly."))?;
         repo::set_switch(self.db, dataset_id, id, repo::Switch::Resume, by, Utc::now()).await?;
-        let args = serde_json::to_vec(&IndexArgs { document_id: id }).map_err(|e| invalid(e.to_string()))?;
-        jobs.push(&[JobSpec::new(indexing::QUEUE, indexing::TASK, args)])
-            .await
-            .map_err(|e| invalid(format!("The indexing job could not be queued: {e}")))?;
-        Ok(())
+        queue_indexing(jobs, id).await
     }
 
     /// Deletes a document, its segments and index entries, and its stored file.
