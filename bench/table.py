@@ -104,6 +104,13 @@ def main():
             a(*celery_c2, "worker peak RSS (process tree)"), False)
         row("worker peak RSS while draining", k(variant, "worker peak RSS"), "MiB", "BullMQ c2 peak RSS",
             a("bullmq", "noop c2", "worker peak RSS"), False)
+    for backend in ("sqlite", "postgres"):
+        variant = f"economy, {backend}"
+        row(f"economy indexing, ~10 KB documents, {backend}", k(variant, "economy indexing, ~10 KB documents"),
+            "docs/s", "—", None, True)
+        row(f"retrieve (keyword, 8 concurrent, ~10k segments), {backend}",
+            k(variant, "retrieve, keyword, 8 concurrent"), "req/s", "—", None, True)
+        row(f"retrieve p99, {backend}", k(variant, "retrieve p99"), "ms", "—", None, False)
     floor = a("redis-floor", "python redis-py", "jobs/s") or a("reliable-queue loop (BLMOVE+LREM, 1 conn)",
                                                                    "python redis-py", "jobs/s")
     if floor:
