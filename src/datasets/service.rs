@@ -226,6 +226,7 @@ impl Datasets<'_> {
             return Err(DatasetsError::TooManyKeys);
         }
         let token = new_key()?;
+        // The key is `dataset-` and 24 ASCII letters or digits, so these byte slices are whole.
         let hint = format!("{}…{}", &token[..10], &token[token.len() - 4..]);
         let key = ApiKey {
             id: Uuid::new_v4(),
