@@ -710,3 +710,50 @@ async fn orphaned_records_and_files_are_listed_then_removed() {
     assert_eq!(code, 0, "{out}");
     assert!(walk(&uploads).is_empty(), "the record's file went next");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_beat_disables_documents_of_unused_datasets() {
+    use reqwest::Method;
+    // An unused-after window of 0 days and a tick every second, so the clean-up runs now.
+    let extra = [
+        ("ENABLE_CLEAN_UNUSED_DATASETS_TASK", "true"),
+        ("PLAN_SANDBOX_CLEAN_DAY_SETTING", "0"),
+        ("KILN_BEAT_CLEAN_UNUSED_DATASETS_CRON", "* * * * * *"),
+    ];
+    let stack = Stack::start_with(None, &extra).await;
+    let (code, listed) = {
+        let output = common::kiln(stack.dir.path())
+            .envs(stack.env.iter().cloned())
+            .args(["beat", "list"])
+            .output()
+            .expect("beat list");
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    assert_eq!(code, Some(0));
+    let row = listed.lines().find(|l| l.starts_with("clean_unused_datasets_task")).expect("row");
+    assert!(row.contains(" yes "), "{listed}");
+
+    let mut owner = stack.owner().await;
+    let key = new_key(&mut owner).await;
+    let (_, dataset) =
+        stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Forgotten"}))).await;
+    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let body = json!({"name": "Old", "text": "Nobody reads this any more.", "indexing_technique": "economy"});
+    let (_, created) = stack
+        .v1(Method::POST, &format!("/datasets/{ds}/document/create-by-text"), Some(&key), Some(body))
+        .await;
+    let doc = created["document"]["id"].as_str().expect("doc").to_owned();
+    wait_indexed(&stack, &key, &ds, created["batch"].as_str().expect("batch")).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, detail) =
+            stack.v1(Method::GET, &format!("/datasets/{ds}/documents/{doc}"), Some(&key), None).await;
+        if detail["display_status"] == "disabled" {
+            assert!(detail["disabled_at"].is_i64(), "{detail}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the clean-up never disabled the document: {detail}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(stack.server.log().contains("disabled the documents of unused datasets"));
+}

@@ -47,6 +47,12 @@ pub fn schedule(settings: &Settings) -> Result<Vec<Entry>, String> {
     } else {
         "0 * * * *".to_owned()
     };
+    let daily = format!("0 3 */{} * *", beat.scheduler_days.0);
+    let (unused_cron, unused_key) = if beat.clean_unused_datasets_cron.trim().is_empty() {
+        (daily, "CELERY_BEAT_SCHEDULER_TIME")
+    } else {
+        (beat.clean_unused_datasets_cron.clone(), "KILN_BEAT_CLEAN_UNUSED_DATASETS_CRON")
+    };
     let entry = |name, task, queue, expression: String, toggle: Option<(&'static str, bool)>, key: &str| {
         let cron = parse_cron(&expression).map_err(|e| format!("{key}={expression:?}: {e}"))?;
         Ok::<Entry, String>(Entry {
@@ -75,6 +81,14 @@ pub fn schedule(settings: &Settings) -> Result<Vec<Entry>, String> {
             beat.trim_jobs_cron.clone(),
             None,
             "KILN_BEAT_TRIM_JOBS_CRON",
+        )?,
+        entry(
+            "clean_unused_datasets_task",
+            crate::datasets::unused::TASK,
+            "dataset",
+            unused_cron,
+            Some(("ENABLE_CLEAN_UNUSED_DATASETS_TASK", beat.clean_unused_datasets_enabled)),
+            unused_key,
         )?,
         entry(
             "datasets-queue-monitor",

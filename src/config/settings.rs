@@ -404,6 +404,14 @@ section! {
         queue_monitor_alert_emails: String = "QUEUE_MONITOR_ALERT_EMAILS" => "";
         /// Seconds a beat replica's leadership lease lasts; it is renewed every third of that.
         lease_seconds: PositiveCount = "KILN_BEAT_LEASE_SECONDS" => "15";
+        /// Disable the documents of datasets nobody used lately (Dify's clean_unused_datasets_task).
+        clean_unused_datasets_enabled: bool = "ENABLE_CLEAN_UNUSED_DATASETS_TASK" => "false";
+        /// Days between runs of Dify's daily clean-up tasks (they run at 03:00 UTC every N days).
+        scheduler_days: PositiveCount = "CELERY_BEAT_SCHEDULER_TIME" => "1";
+        /// Days without a new document or a query after which a dataset counts as unused.
+        unused_dataset_days: u32 = "PLAN_SANDBOX_CLEAN_DAY_SETTING" => "30";
+        /// A cron expression for the unused-datasets clean-up instead of CELERY_BEAT_SCHEDULER_TIME.
+        clean_unused_datasets_cron: String = "KILN_BEAT_CLEAN_UNUSED_DATASETS_CRON" => "";
     }
 }
 

@@ -150,7 +150,7 @@ async fn retrieve(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let dataset = api_dataset(&state, &key, &id).await?;
-    Ok(Json(documents(&state).retrieve(&dataset, &body).await?))
+    Ok(Json(documents(&state).retrieve(&dataset, &body, key.0.owner_id).await?))
 }
 
 async fn update_by_text(

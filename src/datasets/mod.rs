@@ -19,3 +19,4 @@ pub mod segments_repo;
 pub mod service;
 pub mod tags;
 pub mod text;
+pub mod unused;

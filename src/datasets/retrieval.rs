@@ -22,7 +22,12 @@ fn invalid(message: impl Into<String>) -> DatasetsError {
 impl Documents<'_> {
     /// Retrieval over a dataset's segments: `full_text_search` when asked for, otherwise
     /// keyword search, as Dify's economy datasets search.
-    pub async fn retrieve(&self, dataset: &Dataset, request: &Value) -> Result<Value, DatasetsError> {
+    pub async fn retrieve(
+        &self,
+        dataset: &Dataset,
+        request: &Value,
+        by: Uuid,
+    ) -> Result<Value, DatasetsError> {
         let query = request.get("query").and_then(Value::as_str).map(str::trim).unwrap_or_default();
         if query.is_empty() {
             return Err(invalid("Query is required."));
@@ -61,6 +66,7 @@ impl Documents<'_> {
             scored.into_iter().filter(|(_, score)| threshold.is_none_or(|t| *score >= t)).collect();
         let ids: Vec<Uuid> = hits.iter().map(|(s, _)| s.id).collect();
         repo::record_hits(self.db, &ids).await?;
+        super::unused::record_query(self.db, dataset.id, query, by).await?;
         let mut document_ids: Vec<Uuid> = hits.iter().map(|(s, _)| s.document_id).collect();
         document_ids.sort_unstable();
         document_ids.dedup();

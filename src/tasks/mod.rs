@@ -148,6 +148,10 @@ pub fn registry(services: Arc<TaskServices>) -> TaskRegistry {
         crate::datasets::cleanup::clean_dataset(s.clone(), args, ctx)
     });
     let s = with(&services);
+    registry.register(crate::datasets::unused::TASK, move |args, ctx| {
+        crate::datasets::unused::clean_unused_datasets(s.clone(), args, ctx)
+    });
+    let s = with(&services);
     registry.register(maintenance::QUEUE_MONITOR, move |args, ctx| {
         maintenance::queue_monitor(s.clone(), args, ctx)
     });
