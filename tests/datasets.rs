@@ -605,6 +605,23 @@ async fn tags_flow(stack: &Stack) {
     );
     let (_, all) = stack.v1(Method::GET, "/datasets/tags", Some(&key), None).await;
     assert_eq!(all[0]["binding_count"], "1", "{all}");
+    // The dataset list filters by tags (repeated or comma-separated tag_ids).
+    stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Untagged"}))).await;
+    let (_, everything) = stack.v1(Method::GET, "/datasets", Some(&key), None).await;
+    assert_eq!(everything["total"], 2, "{everything}");
+    let (_, tagged) = stack.v1(Method::GET, &format!("/datasets?tag_ids={tag_id}"), Some(&key), None).await;
+    assert_eq!(
+        (tagged["total"].as_i64(), tagged["data"][0]["id"].as_str()),
+        (Some(1), Some(ds.as_str())),
+        "{tagged}"
+    );
+    let unknown = uuid::Uuid::new_v4();
+    let (_, either) = stack
+        .v1(Method::GET, &format!("/datasets?tag_ids={unknown},{tag_id}&tag_ids=bogus"), Some(&key), None)
+        .await;
+    assert_eq!(either["total"], 1, "{either}");
+    let (_, none) = stack.v1(Method::GET, &format!("/datasets?tag_ids={unknown}"), Some(&key), None).await;
+    assert_eq!(none["total"], 0, "{none}");
 
     let (status, renamed) = stack
         .v1(Method::PATCH, "/datasets/tags", Some(&key), Some(json!({"name": "money", "tag_id": tag_id})))

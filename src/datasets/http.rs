@@ -1,7 +1,7 @@
 //! Dataset routes: the console's (API keys, API access toggle, create/list/get/delete) and
 //! Dify's Knowledge Service API under `/v1`, authenticated by dataset API keys.
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::routing::{delete, get, post};
@@ -117,9 +117,30 @@ pub(super) fn paging(query: &ListQuery) -> Result<(u32, u32), ApiError> {
     Ok((number(&query.page, "page", 1)?, number(&query.limit, "limit", 20)?.min(100)))
 }
 
-async fn list(state: &AppState, tenant_id: Uuid, query: &ListQuery) -> Result<Value, ApiError> {
+/// `tag_ids` from the query string, repeated (`tag_ids=a&tag_ids=b`, as Dify reads them) or
+/// comma-separated; `None` when absent. Ids that are not UUIDs match no tag.
+fn tag_ids(raw: Option<&str>) -> Option<Vec<Uuid>> {
+    let values: Vec<String> = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .filter(|(key, _)| key == "tag_ids" || key == "tag_ids[]")
+        .flat_map(|(_, value)| value.split(',').map(|v| v.trim().to_owned()).collect::<Vec<_>>())
+        .filter(|v| !v.is_empty())
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    Some(values.iter().filter_map(|v| Uuid::parse_str(v).ok()).collect())
+}
+
+async fn list(
+    state: &AppState,
+    tenant_id: Uuid,
+    query: &ListQuery,
+    raw: Option<&str>,
+) -> Result<Value, ApiError> {
     let (page, limit) = paging(query)?;
-    let (rows, total) = datasets(state).list(tenant_id, query.keyword.as_deref(), page, limit).await?;
+    let tags = tag_ids(raw);
+    let (rows, total) =
+        datasets(state).list(tenant_id, query.keyword.as_deref(), tags.as_deref(), page, limit).await?;
     let mut data: Vec<Value> = Vec::with_capacity(rows.len());
     for row in &rows {
         data.push(dataset_json(state, row).await?);
@@ -134,8 +155,9 @@ async fn v1_list(
     State(state): State<AppState>,
     ServiceKey(key): ServiceKey,
     Query(query): Query<ListQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(list(&state, key.tenant_id, &query).await?))
+    Ok(Json(list(&state, key.tenant_id, &query, raw.as_deref()).await?))
 }
 
 async fn v1_create(
@@ -243,8 +265,9 @@ async fn console_list(
     State(state): State<AppState>,
     session: ConsoleSession,
     Query(query): Query<ListQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(list(&state, session.membership.tenant.id, &query).await?))
+    Ok(Json(list(&state, session.membership.tenant.id, &query, raw.as_deref()).await?))
 }
 
 async fn console_create(

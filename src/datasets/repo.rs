@@ -150,35 +150,48 @@ pub async fn find_dataset(db: &Db, tenant_id: Uuid, id: Uuid) -> Result<Option<D
         .await?))
 }
 
-/// A page of the tenant's datasets, newest first, optionally filtered by a name keyword;
-/// with the total count of matches.
+/// A page of the tenant's datasets, newest first, optionally filtered by a name keyword
+/// and by tags (any of them; an empty list matches nothing); with the total count of matches.
 pub async fn list_datasets(
     db: &Db,
     tenant_id: Uuid,
     keyword: Option<&str>,
+    tag_ids: Option<&[Uuid]>,
     page: u32,
     limit: u32,
 ) -> Result<(Vec<DatasetRow>, i64), RepoError> {
     let pattern =
         keyword.map(|k| format!("%{}%", k.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
-    let filter = "d.tenant_id = $1 AND ($2 IS NULL OR lower(d.name) LIKE lower($2) ESCAPE '\\')";
-    let sql =
-        format!("{} WHERE {filter} ORDER BY d.created_at DESC, d.id LIMIT $3 OFFSET $4", dataset_select());
+    let tags = tag_ids.unwrap_or_default();
+    let tag_filter = match tag_ids {
+        None => String::new(),
+        Some([]) => " AND 1 = 0".to_owned(),
+        Some(ids) => {
+            let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+            format!(
+                " AND EXISTS (SELECT 1 FROM tag_bindings b WHERE b.target_id = d.id AND b.tag_id IN ({}))",
+                placeholders.join(", ")
+            )
+        }
+    };
+    let filter =
+        format!("d.tenant_id = $1 AND ($2 IS NULL OR lower(d.name) LIKE lower($2) ESCAPE '\\'){tag_filter}");
+    let (limit_at, offset_at) = (tags.len() + 3, tags.len() + 4);
+    let sql = format!(
+        "{} WHERE {filter} ORDER BY d.created_at DESC, d.id LIMIT ${limit_at} OFFSET ${offset_at}",
+        dataset_select()
+    );
     let count = format!("SELECT count(*) FROM datasets d WHERE {filter}");
     let offset = i64::from(page.saturating_sub(1)) * i64::from(limit);
     on_db!(db, pool => {
-        let rows = sqlx::query_as::<_, DatasetRow>(sqlx::AssertSqlSafe(sql))
-            .bind(tenant_id)
-            .bind(&pattern)
-            .bind(i64::from(limit))
-            .bind(offset)
-            .fetch_all(pool)
-            .await?;
-        let total = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count))
-            .bind(tenant_id)
-            .bind(&pattern)
-            .fetch_one(pool)
-            .await?;
+        let mut rows = sqlx::query_as::<_, DatasetRow>(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(&pattern);
+        let mut total = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count)).bind(tenant_id).bind(&pattern);
+        for tag in tags {
+            rows = rows.bind(tag);
+            total = total.bind(tag);
+        }
+        let rows = rows.bind(i64::from(limit)).bind(offset).fetch_all(pool).await?;
+        let total = total.fetch_one(pool).await?;
         Ok((rows, total))
     })
 }

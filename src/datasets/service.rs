@@ -335,11 +335,12 @@ impl Datasets<'_> {
         &self,
         tenant_id: Uuid,
         keyword: Option<&str>,
+        tag_ids: Option<&[Uuid]>,
         page: u32,
         limit: u32,
     ) -> Result<(Vec<DatasetRow>, i64), DatasetsError> {
         let keyword = keyword.map(str::trim).filter(|k| !k.is_empty());
-        Ok(repo::list_datasets(self.db, tenant_id, keyword, page, limit).await?)
+        Ok(repo::list_datasets(self.db, tenant_id, keyword, tag_ids, page, limit).await?)
     }
 
     pub async fn update(
