@@ -189,6 +189,25 @@ async fn files_flow(stack: &Stack) {
         !stored.iter().any(|p| p.extension().is_some_and(|e| e == "pdf")),
         "the PDF is deleted: {stored:?}"
     );
+
+    // Download: a signed URL that serves the stored file, and nothing without its signature.
+    let (status, link) = stack
+        .v1(reqwest::Method::GET, &format!("/datasets/{ds}/documents/{report}/download"), Some(&key), None)
+        .await;
+    assert_eq!(status, 200, "{link}");
+    let url = link["url"].as_str().expect("url").to_owned();
+    assert!(url.starts_with("/files/") && url.contains("&sign="), "{url}");
+    let response = common::http().get(format!("{}{url}", stack.url)).send().await.expect("download");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap_or_default().contains("wordprocessingml"));
+    let bytes = response.bytes().await.expect("bytes");
+    assert_eq!(bytes.as_ref(), docx(&["Revenue fell in the winter quarter"]).as_slice());
+    let forged = url.replace("sign=", "sign=x");
+    let response = common::http().get(format!("{}{forged}", stack.url)).send().await.expect("forged");
+    assert_eq!(response.status(), 403);
+    let bare = url.split('?').next().expect("path");
+    let response = common::http().get(format!("{}{bare}", stack.url)).send().await.expect("bare");
+    assert_eq!(response.status(), 403);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

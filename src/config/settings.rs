@@ -206,6 +206,8 @@ section! {
         service_api_url: Option<HttpUrl> = "SERVICE_API_URL" => "";
         /// Prefix of file preview and download URLs (empty: CONSOLE_API_URL).
         files_url: Option<HttpUrl> = "FILES_URL" => "";
+        /// Seconds a signed file URL (document download) stays valid.
+        files_access_timeout: PositiveCount = "FILES_ACCESS_TIMEOUT" => "300";
         /// Origins allowed to call /console/api with credentials, comma-separated, or *
         /// (empty: the origin of CONSOLE_WEB_URL).
         console_cors_allow_origins: Origins = "CONSOLE_CORS_ALLOW_ORIGINS" => "";

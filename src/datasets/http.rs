@@ -210,6 +210,7 @@ pub fn service_routes() -> Router<AppState> {
         .merge(super::segments::service_routes())
         .merge(super::metadata::service_routes())
         .merge(super::tags::service_routes())
+        .merge(super::files::service_routes())
         .route("/datasets", get(v1_list).post(v1_create))
         .route("/datasets/{id}", get(v1_get).patch(v1_update).delete(v1_delete))
 }

@@ -7,6 +7,7 @@ pub mod documents_http;
 pub mod documents_repo;
 pub mod documents_service;
 pub mod extract;
+pub mod files;
 pub mod http;
 pub mod indexing;
 pub mod metadata;

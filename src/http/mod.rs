@@ -124,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/console/api", console)
         .nest("/api", web)
         .nest("/v1", service)
+        .merge(crate::datasets::files::routes())
         .fallback(not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(body_limit))
