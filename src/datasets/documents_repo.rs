@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::documents::{DOCUMENT_COLUMNS, Document, SEGMENT_COLUMNS, Segment};
 use crate::accounts::repo::RepoError;
-use crate::infra::db::Db;
+use crate::infra::db::{Db, placeholders};
 use crate::on_db;
 
 /// A stored upload (`upload_files/{tenant}/{uuid}.{ext}`).
@@ -127,8 +127,7 @@ pub async fn list_documents(
     page: u32,
     limit: u32,
 ) -> Result<(Vec<Document>, i64), RepoError> {
-    let pattern =
-        keyword.map(|k| format!("%{}%", k.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    let pattern = super::repo::like_pattern(keyword);
     let filter = "dataset_id = $1 AND ($2 IS NULL OR lower(name) LIKE lower($2) ESCAPE '\\')";
     let sql = format!(
         "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE {filter} ORDER BY position DESC LIMIT $3 OFFSET $4"
@@ -373,7 +372,7 @@ pub async fn keyword_search(
     if keywords.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders: Vec<String> = (0..keywords.len()).map(|i| format!("${}", i + 3)).collect();
+
     let columns: Vec<String> = SEGMENT_COLUMNS.split(',').map(|c| format!("s.{}", c.trim())).collect();
     let sql = format!(
         "SELECT {}, m.matches FROM (SELECT segment_id, count(*) AS matches FROM segment_keywords \
@@ -382,7 +381,7 @@ pub async fn keyword_search(
          WHERE s.enabled AND d.enabled AND NOT d.archived AND d.indexing_status = 'completed' \
          ORDER BY m.matches DESC, s.position LIMIT $2",
         columns.join(", "),
-        placeholders.join(", ")
+        placeholders(3, keywords.len())
     );
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -402,24 +401,37 @@ pub async fn keyword_search(
 
 /// Counts a retrieval hit on each segment.
 pub async fn record_hits(db: &Db, segment_ids: &[Uuid]) -> Result<(), RepoError> {
-    for id in segment_ids {
-        let sql = "UPDATE document_segments SET hit_count = hit_count + 1 WHERE id = $1";
-        on_db!(db, pool => sqlx::query(sql).bind(id).execute(pool).await.map(drop)?);
+    if segment_ids.is_empty() {
+        return Ok(());
     }
+    let sql = format!(
+        "UPDATE document_segments SET hit_count = hit_count + 1 WHERE id IN ({})",
+        placeholders(1, segment_ids.len())
+    );
+    on_db!(db, pool => {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in segment_ids {
+            query = query.bind(id);
+        }
+        query.execute(pool).await.map(drop)?
+    });
     Ok(())
 }
 
 /// Documents by id, for retrieval records.
 pub async fn find_documents(db: &Db, ids: &[Uuid]) -> Result<Vec<Document>, RepoError> {
-    let mut out = Vec::new();
-    for id in ids {
-        let sql = format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = $1");
-        if let Some(d) = on_db!(db, pool => sqlx::query_as::<_, Document>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?)
-        {
-            out.push(d);
-        }
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let sql =
+        format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id IN ({})", placeholders(1, ids.len()));
+    Ok(on_db!(db, pool => {
+        let mut query = sqlx::query_as::<_, Document>(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id);
+        }
+        query.fetch_all(pool).await?
+    }))
 }
 
 /// A document by id alone (the indexing task knows no tenant).

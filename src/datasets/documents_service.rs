@@ -161,12 +161,13 @@ impl Documents<'_> {
             return Err(DatasetsError::FileTooLarge(format!("{} bytes > {limit_mb} MB", bytes.len())));
         }
         // Read it now, so a corrupt or empty file is refused here rather than failing later.
-        let check = bytes.clone();
+        // The bytes go to the blocking thread and come back, rather than being copied.
         let ext = extension.clone();
-        tokio::task::spawn_blocking(move || extract::extract(&check, &ext).map(drop))
-            .await
-            .map_err(|e| invalid(format!("the file could not be checked: {e}")))?
-            .map_err(DatasetsError::UnsupportedFileType)?;
+        let (readable, bytes) =
+            tokio::task::spawn_blocking(move || (extract::extract(&bytes, &ext).map(drop), bytes))
+                .await
+                .map_err(|e| invalid(format!("the file could not be checked: {e}")))?;
+        readable.map_err(DatasetsError::UnsupportedFileType)?;
         Ok(Upload { name: filename, extension, bytes })
     }
 

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::model::{ApiKey, DATASET_COLUMNS, Dataset};
 use crate::accounts::repo::RepoError;
-use crate::infra::db::Db;
+use crate::infra::db::{Db, placeholders};
 use crate::on_db;
 
 const API_KEY_COLUMNS: &str = "id, tenant_id, token_hint, last_used_at, created_at";
@@ -150,6 +150,11 @@ pub async fn find_dataset(db: &Db, tenant_id: Uuid, id: Uuid) -> Result<Option<D
         .await?))
 }
 
+/// A LIKE pattern matching `keyword` anywhere, its wildcards escaped (for `ESCAPE '\\'`).
+pub(super) fn like_pattern(keyword: Option<&str>) -> Option<String> {
+    keyword.map(|k| format!("%{}%", k.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
+}
+
 /// A page of the tenant's datasets, newest first, optionally filtered by a name keyword
 /// and by tags (any of them; an empty list matches nothing); with the total count of matches.
 pub async fn list_datasets(
@@ -160,19 +165,15 @@ pub async fn list_datasets(
     page: u32,
     limit: u32,
 ) -> Result<(Vec<DatasetRow>, i64), RepoError> {
-    let pattern =
-        keyword.map(|k| format!("%{}%", k.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    let pattern = like_pattern(keyword);
     let tags = tag_ids.unwrap_or_default();
     let tag_filter = match tag_ids {
         None => String::new(),
         Some([]) => " AND 1 = 0".to_owned(),
-        Some(ids) => {
-            let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
-            format!(
-                " AND EXISTS (SELECT 1 FROM tag_bindings b WHERE b.target_id = d.id AND b.tag_id IN ({}))",
-                placeholders.join(", ")
-            )
-        }
+        Some(ids) => format!(
+            " AND EXISTS (SELECT 1 FROM tag_bindings b WHERE b.target_id = d.id AND b.tag_id IN ({}))",
+            placeholders(3, ids.len())
+        ),
     };
     let filter =
         format!("d.tenant_id = $1 AND ($2 IS NULL OR lower(d.name) LIKE lower($2) ESCAPE '\\'){tag_filter}");

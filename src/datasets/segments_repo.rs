@@ -74,8 +74,7 @@ pub async fn list(
     page: u32,
     limit: u32,
 ) -> Result<(Vec<Segment>, i64), RepoError> {
-    let pattern =
-        keyword.map(|k| format!("%{}%", k.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    let pattern = super::repo::like_pattern(keyword);
     let filter = "document_id = $1 AND ($2 IS NULL OR status = $2) \
                   AND ($3 IS NULL OR lower(content) LIKE lower($3) ESCAPE '\\')";
     let sql = format!(

@@ -160,6 +160,12 @@ macro_rules! on_db {
     };
 }
 
+/// `count` numbered placeholders from `$first` (`$3, $4, $5`), for IN lists written once for
+/// both backends.
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 /// The name of the unique constraint or index a write violated, if that is why it failed.
 pub fn unique_violation(error: &sqlx::Error) -> Option<String> {
     let db_error = error.as_database_error()?;
