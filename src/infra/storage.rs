@@ -128,7 +128,7 @@ impl Storage {
     pub async fn load_or_create_secret_key(&self) -> Result<SecretString, StorageError> {
         let error = |source| StorageError::SecretKey { root: self.root.clone(), source };
         match self.operator.read(SECRET_KEY_PATH).await {
-            Ok(bytes) => return self.parse_key(bytes.to_vec()),
+            Ok(bytes) => return self.read_settled_key(bytes.to_vec()).await,
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(error(e)),
         }
@@ -144,7 +144,26 @@ impl Storage {
             Err(e) => return Err(error(e)),
         }
         let bytes = self.operator.read(SECRET_KEY_PATH).await.map_err(error)?;
-        self.parse_key(bytes.to_vec())
+        self.read_settled_key(bytes.to_vec()).await
+    }
+
+    /// Parses the key file; an empty file may be another replica's write in progress (the
+    /// exclusive create comes before the content), so it is read again for a moment before
+    /// it counts as empty.
+    async fn read_settled_key(&self, mut bytes: Vec<u8>) -> Result<SecretString, StorageError> {
+        for _ in 0..20 {
+            if !String::from_utf8_lossy(&bytes).trim().is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            bytes = self
+                .operator
+                .read(SECRET_KEY_PATH)
+                .await
+                .map_err(|source| StorageError::SecretKey { root: self.root.clone(), source })?
+                .to_vec();
+        }
+        self.parse_key(bytes)
     }
 
     fn parse_key(&self, bytes: Vec<u8>) -> Result<SecretString, StorageError> {
