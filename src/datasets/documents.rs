@@ -248,3 +248,48 @@ impl Segment {
         })
     }
 }
+
+/// A child chunk of a segment (hierarchical_model documents).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChildChunk {
+    pub id: Uuid,
+    pub segment_id: Uuid,
+    pub document_id: Uuid,
+    pub position: i32,
+    pub content: String,
+    pub word_count: i32,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The columns of [`ChildChunk`], for SELECT lists.
+pub const CHILD_CHUNK_COLUMNS: &str =
+    "id, segment_id, document_id, position, content, word_count, type, created_at, updated_at";
+
+impl ChildChunk {
+    /// Dify's `ChildChunk` fields.
+    pub fn json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "segment_id": self.segment_id,
+            "content": self.content,
+            "position": self.position,
+            "word_count": self.word_count,
+            "type": self.kind,
+            "created_at": self.created_at.timestamp(),
+            "updated_at": self.updated_at.timestamp(),
+        })
+    }
+}
+
+impl Segment {
+    /// Dify's `Segment` fields with the segment's child chunks.
+    pub fn json_with(&self, children: &[ChildChunk]) -> Value {
+        let mut body = self.json();
+        body["child_chunks"] =
+            children.iter().filter(|c| c.segment_id == self.id).map(ChildChunk::json).collect();
+        body
+    }
+}

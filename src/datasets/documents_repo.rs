@@ -34,8 +34,11 @@ pub struct ProcessRule {
 pub struct NewSegment {
     pub content: String,
     pub keywords: Vec<String>,
+    pub search_text: String,
     pub tokens: i32,
     pub hash: String,
+    /// Child chunks (hierarchical_model documents), in order.
+    pub children: Vec<String>,
 }
 
 pub async fn insert_upload_file(db: &Db, f: &UploadFile) -> Result<(), RepoError> {
@@ -315,10 +318,12 @@ pub async fn replace_segments(
                     .push_bind(serde_json::to_string(&segment.keywords).unwrap_or_else(|_| "[]".into()))
                     .push_bind(id.to_string()).push_bind(&segment.hash).push_bind(document.created_by)
                     .push_bind(now).push_bind(now).push_bind(now).push_bind(now)
-                    .push_bind(super::text::search_text(&segment.content));
+                    .push_bind(&segment.search_text);
             });
             insert.build().execute(&mut *tx).await?;
         }
+        let children: Vec<(Uuid, &[String])> = rows.iter().map(|(id, _, s)| (*id, s.children.as_slice())).collect();
+        super::child_chunks_repo::insert_children!(tx, document, document.created_by, &children, now);
         let keywords: Vec<(Uuid, &String)> =
             rows.iter().flat_map(|(id, _, segment)| segment.keywords.iter().map(move |k| (*id, k))).collect();
         for chunk in keywords.chunks(5000) {

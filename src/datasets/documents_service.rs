@@ -44,6 +44,7 @@ struct Upload {
 /// A new document's checked indexing choices.
 struct Plan {
     technique: String,
+    doc_form: String,
     rule: RuleChoice,
 }
 
@@ -84,6 +85,18 @@ pub struct Documents<'a> {
 
 fn invalid(message: impl Into<String>) -> DatasetsError {
     DatasetsError::InvalidParam(message.into())
+}
+
+/// A hierarchical rule makes parent-child documents and only those: each doc_form needs
+/// its own rule mode.
+fn check_rule_fits(doc_form: &str, mode: &str) -> Result<(), DatasetsError> {
+    if (doc_form == "hierarchical_model") != (mode == "hierarchical") {
+        return Err(invalid(format!(
+            "process_rule.mode {mode} does not fit doc_form {doc_form}: hierarchical_model documents need \
+             the hierarchical mode, and only they take it."
+        )));
+    }
+    Ok(())
 }
 
 /// Dify's batch id: a timestamp and six random digits.
@@ -188,26 +201,35 @@ impl Documents<'_> {
         if technique == "high_quality" {
             return Err(DatasetsError::ProviderNotInitialized);
         }
-        match request.doc_form.as_deref().unwrap_or("text_model") {
-            "text_model" => {}
-            "hierarchical_model" | "qa_model" => {
-                return Err(invalid("Invalid doc_form: only text_model is supported by this kiln version."));
-            }
-            _ => return Err(invalid("Invalid doc_form.")),
-        }
         let limit = self.settings.knowledge.indexing_max_segmentation_tokens_length.0;
-        let rule = match &request.process_rule {
+        let (rule, mode) = match &request.process_rule {
             Some(rule) if !rule.is_null() => {
                 let (mode, rules) = indexing::check_process_rule(rule, limit).map_err(invalid)?;
-                RuleChoice::New(mode, rules)
+                (RuleChoice::New(mode.clone(), rules), mode)
             }
             _ => match repo::latest_process_rule(self.db, dataset.id).await? {
-                Some(existing) => RuleChoice::Existing(existing.id),
+                Some(existing) => (RuleChoice::Existing(existing.id), existing.mode),
                 None if from_file => return Err(invalid("process_rule is required.")),
-                None => RuleChoice::New("automatic".into(), indexing::automatic_rules()),
+                None => {
+                    (RuleChoice::New("automatic".into(), indexing::automatic_rules()), "automatic".into())
+                }
             },
         };
-        Ok(Plan { technique, rule })
+        // The first document fixes the dataset's doc_form; hierarchical rules imply theirs.
+        let doc_form = match request.doc_form.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+            Some(form) => form.to_owned(),
+            None => dataset.doc_form.clone().unwrap_or_else(|| indexing::doc_form_for(&mode).to_owned()),
+        };
+        match doc_form.as_str() {
+            "text_model" | "hierarchical_model" => {}
+            "qa_model" => return Err(DatasetsError::LlmNotInitialized),
+            _ => return Err(invalid("Invalid doc_form.")),
+        }
+        if dataset.doc_form.as_deref().is_some_and(|fixed| fixed != doc_form) {
+            return Err(invalid("doc_form is different from the dataset doc_form."));
+        }
+        check_rule_fits(&doc_form, &mode)?;
+        Ok(Plan { technique, doc_form, rule })
     }
 
     /// Records a checked process rule for the dataset.
@@ -268,9 +290,10 @@ impl Documents<'_> {
     ) -> Result<Document, DatasetsError> {
         let jobs = jobs.ok_or_else(|| invalid("The job queue is not reachable yet; try again shortly."))?;
         let now = Utc::now();
-        if dataset.indexing_technique.is_none() {
+        if dataset.indexing_technique.is_none() || dataset.doc_form.is_none() {
             let mut fixed = dataset.clone();
             fixed.indexing_technique = Some(plan.technique.clone());
+            fixed.doc_form = Some(plan.doc_form.clone());
             fixed.data_source_type = Some("upload_file".into());
             fixed.updated_at = now;
             dataset_repo::update_dataset(self.db, &fixed).await?;
@@ -314,7 +337,7 @@ impl Documents<'_> {
             disabled_by: None,
             archived: false,
             archived_at: None,
-            doc_form: "text_model".into(),
+            doc_form: plan.doc_form,
             doc_language: Some(doc_language.unwrap_or_else(|| "English".into())),
             doc_type: None,
             doc_metadata: None,
@@ -446,7 +469,9 @@ impl Documents<'_> {
         let limit = self.settings.knowledge.indexing_max_segmentation_tokens_length.0;
         let rule = match &request.process_rule {
             Some(rule) if !rule.is_null() => {
-                Some(indexing::check_process_rule(rule, limit).map_err(invalid)?)
+                let (mode, rules) = indexing::check_process_rule(rule, limit).map_err(invalid)?;
+                check_rule_fits(&document.doc_form, &mode)?;
+                Some((mode, rules))
             }
             _ => None,
         };

@@ -37,7 +37,9 @@ impl From<DatasetsError> for ApiError {
             E::KeyNotFound => (StatusCode::NOT_FOUND, "not_found"),
             E::NameDuplicate => (StatusCode::CONFLICT, "dataset_name_duplicate"),
             E::InvalidParam(_) => (StatusCode::BAD_REQUEST, "invalid_param"),
-            E::ProviderNotInitialized => (StatusCode::BAD_REQUEST, "provider_not_initialize"),
+            E::ProviderNotInitialized | E::LlmNotInitialized => {
+                (StatusCode::BAD_REQUEST, "provider_not_initialize")
+            }
             E::Forbidden | E::ApiDisabled => (StatusCode::FORBIDDEN, "forbidden"),
             E::TooManyKeys => (StatusCode::BAD_REQUEST, "max_keys_exceeded"),
             E::InvalidKey | E::TenantGone => (StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -208,6 +210,7 @@ async fn v1_delete(
 pub fn service_routes() -> Router<AppState> {
     super::documents_http::service_routes()
         .merge(super::segments::service_routes())
+        .merge(super::child_chunks::service_routes())
         .merge(super::metadata::service_routes())
         .merge(super::tags::service_routes())
         .merge(super::files::service_routes())

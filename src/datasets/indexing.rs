@@ -33,6 +33,18 @@ pub struct Rule {
     pub mode: String,
     pub cleaning: Cleaning,
     pub splitting: Splitting,
+    /// Hierarchical mode: how parents are cut and how each is split into child chunks.
+    pub hierarchy: Option<Hierarchy>,
+}
+
+/// Dify's parent-child chunking (`hierarchical` mode, `hierarchical_model` documents).
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    /// `full-doc`: the whole document is one parent; `paragraph`: parents are split by the
+    /// rule's segmentation.
+    pub full_doc: bool,
+    /// `subchunk_segmentation`: how a parent is split into child chunks.
+    pub children: Splitting,
 }
 
 /// Dify's AUTOMATIC_RULES.
@@ -46,49 +58,88 @@ pub fn automatic_rules() -> Value {
     })
 }
 
+/// Checks `rules.<key>` (a segmentation): a separator, and `max_tokens` within the limit
+/// unless `max_tokens_optional` (full-doc parents).
+fn check_segmentation(rules: &Value, key: &str, limit: u32, max_tokens_optional: bool) -> Result<(), String> {
+    let segmentation =
+        rules.get(key).filter(|s| s.is_object()).ok_or(format!("process_rule.rules.{key} is required."))?;
+    let separator = segmentation.get("separator").and_then(Value::as_str);
+    if separator.is_none_or(str::is_empty) {
+        return Err(format!("process_rule.rules.{key}.separator is required."));
+    }
+    let max_tokens = match segmentation.get("max_tokens").filter(|m| !m.is_null()) {
+        None if max_tokens_optional => return Ok(()),
+        None => return Err(format!("process_rule.rules.{key}.max_tokens is required.")),
+        Some(value) => value.as_u64().ok_or(format!("process_rule.rules.{key}.max_tokens is invalid."))?,
+    };
+    if max_tokens < 50 || max_tokens > u64::from(limit) {
+        return Err(format!("Custom segment length should be between 50 and {limit}."));
+    }
+    let overlap = segmentation.get("chunk_overlap").filter(|o| !o.is_null()).map_or(Some(0), Value::as_u64);
+    if overlap.is_none_or(|o| o >= max_tokens) {
+        return Err(format!("process_rule.rules.{key}.chunk_overlap must be below max_tokens."));
+    }
+    Ok(())
+}
+
+/// Checks `rules.pre_processing_rules` (optional) as Dify does.
+fn check_pre_processing(rules: &Value) -> Result<(), String> {
+    let Some(pre) = rules.get("pre_processing_rules").filter(|p| !p.is_null()) else {
+        return Ok(());
+    };
+    let list = pre.as_array().ok_or("process_rule.rules.pre_processing_rules must be a list.")?;
+    for item in list {
+        let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
+        if !matches!(id, "remove_stopwords" | "remove_extra_spaces" | "remove_urls_emails") {
+            return Err("process_rule.rules.pre_processing_rules.id is invalid.".into());
+        }
+        if !item.get("enabled").is_some_and(Value::is_boolean) {
+            return Err("process_rule.rules.pre_processing_rules.enabled is invalid.".into());
+        }
+    }
+    Ok(())
+}
+
 /// Checks a `process_rule` as Dify does and returns the mode and the rules to store.
 pub fn check_process_rule(rule: &Value, max_tokens_limit: u32) -> Result<(String, Value), String> {
     let mode = rule.get("mode").and_then(Value::as_str).ok_or("process_rule.mode is required.")?;
-    match mode {
-        "automatic" => Ok(("automatic".into(), automatic_rules())),
-        "custom" => {
-            let rules =
-                rule.get("rules").filter(|r| r.is_object()).ok_or("process_rule.rules is required.")?;
-            if let Some(pre) = rules.get("pre_processing_rules") {
-                let list = pre.as_array().ok_or("process_rule.rules.pre_processing_rules must be a list.")?;
-                for item in list {
-                    let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
-                    if !matches!(id, "remove_stopwords" | "remove_extra_spaces" | "remove_urls_emails") {
-                        return Err("process_rule.rules.pre_processing_rules.id is invalid.".into());
-                    }
-                    if !item.get("enabled").is_some_and(Value::is_boolean) {
-                        return Err("process_rule.rules.pre_processing_rules.enabled is invalid.".into());
-                    }
-                }
-            }
-            let segmentation = rules
-                .get("segmentation")
-                .filter(|s| s.is_object())
-                .ok_or("process_rule.rules.segmentation is required.")?;
-            let separator = segmentation.get("separator").and_then(Value::as_str);
-            if separator.is_none_or(str::is_empty) {
-                return Err("process_rule.rules.segmentation.separator is required.".into());
-            }
-            let max_tokens = segmentation
-                .get("max_tokens")
-                .and_then(Value::as_u64)
-                .ok_or("process_rule.rules.segmentation.max_tokens is required.")?;
-            if max_tokens < 50 || max_tokens > u64::from(max_tokens_limit) {
-                return Err(format!("Custom segment length should be between 50 and {max_tokens_limit}."));
-            }
-            let overlap = segmentation.get("chunk_overlap").map_or(Some(0), Value::as_u64);
-            if overlap.is_none_or(|o| o >= max_tokens) {
-                return Err("process_rule.rules.segmentation.chunk_overlap must be below max_tokens.".into());
-            }
-            Ok(("custom".into(), rules.clone()))
-        }
-        "hierarchical" => Err("process_rule.mode hierarchical is not supported by this kiln version.".into()),
-        _ => Err("process_rule.mode is invalid.".into()),
+    if mode == "automatic" {
+        return Ok(("automatic".into(), automatic_rules()));
+    }
+    if !matches!(mode, "custom" | "hierarchical") {
+        return Err("process_rule.mode is invalid.".into());
+    }
+    let rules = rule.get("rules").filter(|r| r.is_object()).ok_or("process_rule.rules is required.")?;
+    check_pre_processing(rules)?;
+    if mode == "custom" {
+        check_segmentation(rules, "segmentation", max_tokens_limit, false)?;
+        return Ok(("custom".into(), rules.clone()));
+    }
+    let parent_mode = match rules.get("parent_mode").filter(|p| !p.is_null()) {
+        None => "paragraph",
+        Some(value) => match value.as_str() {
+            Some(m @ ("paragraph" | "full-doc")) => m,
+            _ => return Err("process_rule.rules.parent_mode must be paragraph or full-doc.".into()),
+        },
+    };
+    check_segmentation(rules, "segmentation", max_tokens_limit, parent_mode == "full-doc")?;
+    check_segmentation(rules, "subchunk_segmentation", max_tokens_limit, false)?;
+    let mut stored = rules.clone();
+    stored["parent_mode"] = json!(parent_mode);
+    Ok(("hierarchical".into(), stored))
+}
+
+/// Which `doc_form` a process-rule mode needs: hierarchical rules make parent-child
+/// documents, the others plain text ones.
+pub fn doc_form_for(mode: &str) -> &'static str {
+    if mode == "hierarchical" { "hierarchical_model" } else { "text_model" }
+}
+
+fn splitting_from(segmentation: &Value, default_max: u64) -> Splitting {
+    Splitting {
+        separator: segmentation["separator"].as_str().map(str::to_owned),
+        max_tokens: segmentation["max_tokens"].as_u64().unwrap_or(default_max) as usize,
+        chunk_overlap: segmentation["chunk_overlap"].as_u64().unwrap_or(0) as usize,
     }
 }
 
@@ -100,18 +151,59 @@ pub fn rule_from(mode: &str, rules: Option<&str>) -> Rule {
             .as_array()
             .is_some_and(|list| list.iter().any(|r| r["id"] == id && r["enabled"] == true))
     };
-    let segmentation = &rules["segmentation"];
-    let max_tokens = segmentation["max_tokens"].as_u64().unwrap_or(500) as usize;
-    let chunk_overlap = segmentation["chunk_overlap"].as_u64().unwrap_or(0) as usize;
-    let separator =
-        if mode == "custom" { segmentation["separator"].as_str().map(str::to_owned) } else { None };
+    let mut splitting = splitting_from(&rules["segmentation"], 500);
+    if mode == "automatic" {
+        // Automatic mode packs paragraphs and sentences; it has no separator of its own.
+        splitting.separator = None;
+    }
+    let hierarchy = (mode == "hierarchical").then(|| Hierarchy {
+        full_doc: rules["parent_mode"] == "full-doc",
+        children: splitting_from(&rules["subchunk_segmentation"], 200),
+    });
     Rule {
         mode: mode.to_owned(),
         cleaning: Cleaning {
             remove_extra_spaces: enabled("remove_extra_spaces"),
             remove_urls_emails: enabled("remove_urls_emails"),
         },
-        splitting: Splitting { separator, max_tokens, chunk_overlap },
+        splitting,
+        hierarchy,
+    }
+}
+
+/// Cuts a cleaned document into segments, each with its child chunks in hierarchical mode.
+pub fn chunk(cleaned: &str, rule: &Rule) -> Vec<(String, Vec<String>)> {
+    match &rule.hierarchy {
+        None => text::split(cleaned, &rule.splitting).into_iter().map(|s| (s, Vec::new())).collect(),
+        Some(hierarchy) => {
+            let parents = if hierarchy.full_doc {
+                let whole = cleaned.trim();
+                if whole.is_empty() { Vec::new() } else { vec![whole.to_owned()] }
+            } else {
+                text::split(cleaned, &rule.splitting)
+            };
+            parents
+                .into_iter()
+                .map(|parent| {
+                    let children = text::split(&parent, &hierarchy.children);
+                    (parent, children)
+                })
+                .collect()
+        }
+    }
+}
+
+/// A segment ready to store: its content, what it is found by, and its child chunks.
+/// `keywords` given by a client replace the extracted ones.
+pub fn new_segment(content: String, children: Vec<String>, keywords: Option<&[String]>) -> NewSegment {
+    let index = text::segment_index(&content, &children, keywords, MAX_KEYWORDS_PER_SEGMENT);
+    NewSegment {
+        tokens: text::estimate_tokens(&content) as i32,
+        hash: hex::encode(Sha256::digest(content.as_bytes())),
+        keywords: index.keywords,
+        search_text: index.search_text,
+        content,
+        children,
     }
 }
 
@@ -160,20 +252,13 @@ pub async fn index_document(
         return Ok(());
     }
     repo::advance(db, document.id, Step::Splitting, Utc::now()).await.map_err(transient)?;
-    let chunks = text::split(&cleaned, &rule.splitting);
+    let chunks = chunk(&cleaned, &rule);
     if paused(&services, document.id).await? {
         return Ok(());
     }
     repo::advance(db, document.id, Step::Indexing, Utc::now()).await.map_err(transient)?;
-    let segments: Vec<NewSegment> = chunks
-        .into_iter()
-        .map(|content| NewSegment {
-            keywords: text::keywords(&content).into_iter().take(MAX_KEYWORDS_PER_SEGMENT).collect(),
-            tokens: text::estimate_tokens(&content) as i32,
-            hash: hex::encode(Sha256::digest(content.as_bytes())),
-            content,
-        })
-        .collect();
+    let segments: Vec<NewSegment> =
+        chunks.into_iter().map(|(content, children)| new_segment(content, children, None)).collect();
     let count = segments.len();
     repo::replace_segments(db, &document, &segments, Utc::now()).await.map_err(transient)?;
     tracing::info!(document = %document.id, segments = count, mode = %rule.mode, "document indexed");
@@ -192,7 +277,7 @@ async fn paused(services: &TaskServices, id: Uuid) -> Result<bool, TaskError> {
 }
 
 /// Keywords kept per segment (a very long segment must not bloat the index).
-const MAX_KEYWORDS_PER_SEGMENT: usize = 500;
+pub const MAX_KEYWORDS_PER_SEGMENT: usize = 500;
 
 /// The document's text, or why it has none (a storage outage is transient, a bad file not).
 async fn load_text(

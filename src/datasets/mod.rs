@@ -1,6 +1,8 @@
 //! Knowledge bases (datasets): API keys, datasets, documents and their indexing, retrieval,
 //! and Dify's Knowledge Service API.
 
+pub mod child_chunks;
+pub mod child_chunks_repo;
 pub mod cleanup;
 pub mod documents;
 pub mod documents_http;

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::documents::Segment;
+use super::documents::{ChildChunk, Segment};
 use super::documents_repo as repo;
 use super::documents_service::Documents;
 use super::model::Dataset;
@@ -71,6 +71,14 @@ impl Documents<'_> {
         document_ids.sort_unstable();
         document_ids.dedup();
         let documents = repo::find_documents(self.db, &document_ids).await?;
+        let parents: Vec<Uuid> = hits
+            .iter()
+            .filter(|(s, _)| {
+                documents.iter().any(|d| d.id == s.document_id && d.doc_form == "hierarchical_model")
+            })
+            .map(|(s, _)| s.id)
+            .collect();
+        let children = super::child_chunks_repo::for_segments(self.db, &parents).await?;
         let records: Vec<Value> = hits
             .iter()
             .map(|(segment, score)| {
@@ -82,9 +90,31 @@ impl Documents<'_> {
                         "doc_type": d.doc_type, "doc_metadata": d.metadata_dict(),
                     });
                 }
-                json!({"segment": body, "child_chunks": [], "score": score, "tsne_position": null, "files": [], "summary": null})
+                let matched = matching_children(&children, segment.id, &keywords);
+                json!({"segment": body, "child_chunks": matched, "score": score, "tsne_position": null, "files": [], "summary": null})
             })
             .collect();
         Ok(json!({"query": {"content": query}, "records": records}))
     }
+}
+
+/// The child chunks of a parent segment that contain query keywords, best first, each
+/// scored by the share of the query's keywords it contains (Dify returns the children its
+/// search matched, with their scores).
+fn matching_children(children: &[ChildChunk], segment_id: Uuid, keywords: &[String]) -> Vec<Value> {
+    let total = keywords.len().max(1) as f64;
+    let mut scored: Vec<(&ChildChunk, f64)> = children
+        .iter()
+        .filter(|c| c.segment_id == segment_id)
+        .filter_map(|child| {
+            let own = text::keywords(&child.content);
+            let matches = keywords.iter().filter(|k| own.contains(k.as_str())).count();
+            (matches > 0).then(|| (child, matches as f64 / total))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.position.cmp(&b.0.position)));
+    scored
+        .into_iter()
+        .map(|(c, score)| json!({"id": c.id, "content": c.content, "position": c.position, "score": score}))
+        .collect()
 }

@@ -1,5 +1,6 @@
 //! Dify's segment (chunk) routes under `/v1/datasets/{id}/documents/{doc}/segments`: add,
-//! list, get, update (re-indexed at once) and delete.
+//! list, get, update (re-indexed at once) and delete. Segments of hierarchical_model
+//! documents carry child chunks, made by the document's process rule.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -11,9 +12,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::documents::Document;
-use super::documents_repo::NewSegment;
+use super::child_chunks_repo as child_repo;
+use super::documents::{Document, Segment};
+use super::documents_repo;
 use super::http::{ListQuery, ServiceKey, dataset_id, datasets, documents, paging};
+use super::indexing::{self, Hierarchy};
 use super::segments_repo as repo;
 use super::service::DatasetsError;
 use super::text;
@@ -29,7 +32,7 @@ fn not_found(message: &str) -> ApiError {
 }
 
 /// The document named by the path, in a dataset this key may use.
-async fn document(
+pub(super) async fn document(
     state: &AppState,
     key: &ServiceKey,
     dataset: &str,
@@ -40,25 +43,28 @@ async fn document(
     Ok(documents(state).get(dataset.dataset.id, id).await?)
 }
 
-/// Keywords as given (trimmed, lower-cased, de-duplicated), else extracted from the content.
-fn keywords_for(content: &str, given: Option<&Vec<String>>) -> Vec<String> {
-    match given.filter(|k| !k.is_empty()) {
-        Some(list) => {
-            let set: std::collections::BTreeSet<String> =
-                list.iter().map(|k| k.trim().to_lowercase()).filter(|k| !k.is_empty()).collect();
-            set.into_iter().collect()
-        }
-        None => text::keywords(content).into_iter().take(500).collect(),
+/// The rule that splits a hierarchical_model document's segments into child chunks.
+async fn hierarchy(state: &AppState, document: &Document) -> Result<Option<Hierarchy>, ApiError> {
+    if document.doc_form != "hierarchical_model" {
+        return Ok(None);
     }
+    let stored = match document.dataset_process_rule_id {
+        Some(id) => documents_repo::find_process_rule(&state.db, id).await.map_err(DatasetsError::from)?,
+        None => None,
+    };
+    let rule = match stored {
+        Some(stored) => indexing::rule_from(&stored.mode, stored.rules.as_deref()),
+        None => indexing::rule_from("automatic", None),
+    };
+    // A hierarchical document always has a hierarchical rule; Dify's default child size else.
+    Ok(Some(rule.hierarchy.unwrap_or(Hierarchy {
+        full_doc: false,
+        children: text::Splitting { separator: Some("\\n".into()), max_tokens: 200, chunk_overlap: 0 },
+    })))
 }
 
-fn new_segment(content: &str, keywords: Option<&Vec<String>>) -> NewSegment {
-    NewSegment {
-        content: content.to_owned(),
-        keywords: keywords_for(content, keywords),
-        tokens: text::estimate_tokens(content) as i32,
-        hash: hex::encode(Sha256::digest(content.as_bytes())),
-    }
+fn children_of(content: &str, hierarchy: Option<&Hierarchy>) -> Vec<String> {
+    hierarchy.map(|h| text::split(content, &h.children)).unwrap_or_default()
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +99,7 @@ async fn create(
     if limit > 0 && items.len() > limit as usize {
         return Err(invalid(format!("Exceeded maximum segments per request ({limit}).")));
     }
+    let hierarchy = hierarchy(&state, &document).await?;
     let mut segments = Vec::with_capacity(items.len());
     for item in &items {
         let content = item.content.as_deref().map(str::trim).unwrap_or_default();
@@ -100,15 +107,18 @@ async fn create(
             return Err(invalid("Content is empty"));
         }
         let _ = &item.answer; // qa_model documents (which need answers) are not created by this version
-        segments.push(new_segment(content, item.keywords.as_ref()));
+        let children = children_of(content, hierarchy.as_ref());
+        segments.push(indexing::new_segment(content.to_owned(), children, item.keywords.as_deref()));
     }
     let ids = repo::append(&state.db, &document, &segments, key.0.owner_id, Utc::now())
         .await
         .map_err(DatasetsError::from)?;
     let created = repo::find_many(&state.db, document.id, &ids).await.map_err(DatasetsError::from)?;
-    Ok(Json(
-        json!({"data": created.iter().map(|s| s.json()).collect::<Vec<_>>(), "doc_form": document.doc_form}),
-    ))
+    let children = child_repo::for_segments(&state.db, &ids).await.map_err(DatasetsError::from)?;
+    Ok(Json(json!({
+        "data": created.iter().map(|s| s.json_with(&children)).collect::<Vec<_>>(),
+        "doc_form": document.doc_form,
+    })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,8 +141,10 @@ async fn list(
     let (rows, total) = repo::list(&state.db, document.id, status, keyword, page, limit)
         .await
         .map_err(DatasetsError::from)?;
+    let ids: Vec<Uuid> = rows.iter().map(|s| s.id).collect();
+    let children = child_repo::for_segments(&state.db, &ids).await.map_err(DatasetsError::from)?;
     Ok(Json(json!({
-        "data": rows.iter().map(|s| s.json()).collect::<Vec<_>>(),
+        "data": rows.iter().map(|s| s.json_with(&children)).collect::<Vec<_>>(),
         "doc_form": document.doc_form,
         "total": total,
         "has_more": i64::from(page) * i64::from(limit) < total,
@@ -141,11 +153,7 @@ async fn list(
     })))
 }
 
-async fn find(
-    state: &AppState,
-    document: &Document,
-    segment: &str,
-) -> Result<super::documents::Segment, ApiError> {
+pub(super) async fn find(state: &AppState, document: &Document, segment: &str) -> Result<Segment, ApiError> {
     let id = Uuid::parse_str(segment).map_err(|_| not_found("Segment not found."))?;
     repo::find(&state.db, document.id, id)
         .await
@@ -160,7 +168,17 @@ async fn get_one(
 ) -> Result<Json<Value>, ApiError> {
     let document = document(&state, &key, &ds, &doc).await?;
     let segment = find(&state, &document, &seg).await?;
-    Ok(Json(json!({"data": segment.json(), "doc_form": document.doc_form})))
+    segment_response(&state, &document, &segment).await
+}
+
+/// `{data: Segment with its child chunks, doc_form}`.
+async fn segment_response(
+    state: &AppState,
+    document: &Document,
+    segment: &Segment,
+) -> Result<Json<Value>, ApiError> {
+    let children = child_repo::for_segments(&state.db, &[segment.id]).await.map_err(DatasetsError::from)?;
+    Ok(Json(json!({"data": segment.json_with(&children), "doc_form": document.doc_form})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +187,8 @@ struct SegmentChanges {
     answer: Option<String>,
     keywords: Option<Vec<String>>,
     enabled: Option<bool>,
+    #[serde(default)]
+    regenerate_child_chunks: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +206,7 @@ async fn update(
     let mut segment = find(&state, &document, &seg).await?;
     let changes = body.segment.ok_or_else(|| invalid("segment is required."))?;
     let now = Utc::now();
+    let content_changed = changes.content.as_deref().is_some_and(|c| c.trim() != segment.content);
     if let Some(content) = changes.content {
         let content = content.trim().to_owned();
         if content.is_empty() {
@@ -205,10 +226,30 @@ async fn update(
         segment.disabled_by = (!enabled).then_some(key.0.owner_id);
     }
     segment.updated_by = Some(key.0.owner_id);
-    let keywords = keywords_for(&segment.content, changes.keywords.as_ref());
-    repo::update(&state.db, &segment, &keywords, now).await.map_err(DatasetsError::from)?;
+    // Dify regenerates child chunks only when asked to, and only for new content.
+    let hierarchy = hierarchy(&state, &document).await?;
+    let regenerated = (hierarchy.is_some() && changes.regenerate_child_chunks && content_changed)
+        .then(|| children_of(&segment.content, hierarchy.as_ref()));
+    let children: Vec<String> = match &regenerated {
+        Some(children) => children.clone(),
+        None => child_repo::for_segments(&state.db, &[segment.id])
+            .await
+            .map_err(DatasetsError::from)?
+            .into_iter()
+            .map(|c| c.content)
+            .collect(),
+    };
+    let index = text::segment_index(
+        &segment.content,
+        &children,
+        changes.keywords.as_deref(),
+        indexing::MAX_KEYWORDS_PER_SEGMENT,
+    );
+    repo::update(&state.db, &document, &segment, &index, regenerated.as_deref(), now)
+        .await
+        .map_err(DatasetsError::from)?;
     let segment = find(&state, &document, &seg).await?;
-    Ok(Json(json!({"data": segment.json(), "doc_form": document.doc_form})))
+    segment_response(&state, &document, &segment).await
 }
 
 async fn delete(

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::documents::{Document, SEGMENT_COLUMNS, Segment};
 use super::documents_repo::NewSegment;
+use super::text::SegmentIndex;
 use crate::accounts::repo::RepoError;
 use crate::infra::db::Db;
 use crate::on_db;
@@ -23,6 +24,7 @@ macro_rules! insert_keywords {
         }
     };
 }
+pub(crate) use insert_keywords;
 
 /// Recomputes a document's word and token counts from its segments.
 const REFRESH_COUNTS: &str = "UPDATE documents SET \
@@ -54,11 +56,14 @@ pub async fn append(
             .bind(last + index as i32 + 1).bind(&segment.content).bind(segment.content.chars().count() as i32)
             .bind(segment.tokens).bind(serde_json::to_string(&segment.keywords).unwrap_or_else(|_| "[]".into()))
             .bind(id.to_string()).bind(&segment.hash).bind(created_by).bind(now)
-            .bind(super::text::search_text(&segment.content))
+            .bind(&segment.search_text)
             .execute(&mut *tx).await?;
             insert_keywords!(tx, document.dataset_id, id, segment.keywords);
             ids.push(id);
         }
+        let children: Vec<(Uuid, &[String])> =
+            ids.iter().zip(segments).map(|(id, s)| (*id, s.children.as_slice())).collect();
+        super::child_chunks_repo::insert_children!(tx, document, created_by, &children, now);
         sqlx::query(REFRESH_COUNTS).bind(document.id).bind(now).execute(&mut *tx).await?;
         tx.commit().await?;
     });
@@ -109,13 +114,17 @@ pub async fn find(db: &Db, document_id: Uuid, id: Uuid) -> Result<Option<Segment
         .bind(id).bind(document_id).fetch_optional(pool).await?))
 }
 
-/// Writes a segment's content, keywords and switches back, re-indexing its keywords.
+/// Writes a segment's content, keywords and switches back, re-indexing it; `children`
+/// replace its child chunks (regenerated ones).
 pub async fn update(
     db: &Db,
+    document: &Document,
     segment: &Segment,
-    keywords: &[String],
+    index: &SegmentIndex,
+    children: Option<&[String]>,
     now: DateTime<Utc>,
 ) -> Result<(), RepoError> {
+    let keywords = &index.keywords;
     on_db!(db, pool => {
         let mut tx = pool.begin().await?;
         sqlx::query(
@@ -126,8 +135,13 @@ pub async fn update(
         .bind(&segment.content).bind(&segment.answer).bind(segment.word_count).bind(segment.tokens)
         .bind(serde_json::to_string(keywords).unwrap_or_else(|_| "[]".into())).bind(&segment.index_node_hash)
         .bind(segment.enabled).bind(segment.disabled_at).bind(segment.disabled_by).bind(now)
-        .bind(segment.updated_by).bind(segment.id).bind(super::text::search_text(&segment.content))
+        .bind(segment.updated_by).bind(segment.id).bind(&index.search_text)
         .execute(&mut *tx).await?;
+        if let Some(children) = children {
+            sqlx::query("DELETE FROM child_chunks WHERE segment_id = $1").bind(segment.id).execute(&mut *tx).await?;
+            let pairs = [(segment.id, children)];
+            super::child_chunks_repo::insert_children!(tx, document, segment.created_by, &pairs, now);
+        }
         sqlx::query("DELETE FROM segment_keywords WHERE segment_id = $1").bind(segment.id).execute(&mut *tx).await?;
         insert_keywords!(tx, segment.dataset_id, segment.id, keywords);
         sqlx::query(REFRESH_COUNTS).bind(segment.document_id).bind(now).execute(&mut *tx).await?;

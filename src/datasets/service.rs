@@ -60,6 +60,11 @@ pub enum DatasetsError {
         "No Embedding Model available. Please configure a valid provider in the Settings -> Model Provider."
     )]
     ProviderNotInitialized,
+    /// qa_model documents need a chat model to write their questions and answers.
+    #[error(
+        "No LLM model available to generate Q&A pairs. Please configure a valid provider in the Settings -> Model Provider."
+    )]
+    LlmNotInitialized,
     #[error("You do not have permission to do this.")]
     Forbidden,
     #[error("Cannot create more than {MAX_API_KEYS} API keys for this resource type.")]

@@ -242,9 +242,59 @@ pub fn search_text(text: &str) -> String {
     tokens(text).join(" ")
 }
 
+/// What a segment is found by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentIndex {
+    /// Keyword-index entries: the content's keywords (at most `cap`), and each child chunk's.
+    pub keywords: Vec<String>,
+    /// Full-text tokens: the content's, and those of child chunks not already in it (a
+    /// customised child may say something its parent does not).
+    pub search_text: String,
+}
+
+/// Indexes a segment and its child chunks. `given` keywords replace the extracted ones.
+pub fn segment_index<S: AsRef<str>>(
+    content: &str,
+    children: &[S],
+    given: Option<&[String]>,
+    cap: usize,
+) -> SegmentIndex {
+    let keywords: Vec<String> = match given.filter(|k| !k.is_empty()) {
+        Some(list) => {
+            let set: BTreeSet<String> =
+                list.iter().map(|k| k.trim().to_lowercase()).filter(|k| !k.is_empty()).collect();
+            set.into_iter().collect()
+        }
+        None => {
+            // A full-document parent has more words than the cap: its children, each
+            // capped alone, carry the rest.
+            let mut set: BTreeSet<String> = keywords(content).into_iter().take(cap).collect();
+            for child in children {
+                set.extend(keywords(child.as_ref()).into_iter().take(cap));
+            }
+            set.into_iter().collect()
+        }
+    };
+    let mut search = search_text(content);
+    for child in children.iter().map(AsRef::as_ref).filter(|c| !content.contains(*c)) {
+        search.push(' ');
+        search.push_str(&search_text(child));
+    }
+    SegmentIndex { keywords, search_text: search.trim().to_owned() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segment_index_takes_children_keywords_and_only_new_child_text() {
+        let index = segment_index("Alpha beta.", &["beta", "gamma delta"], None, 500);
+        assert_eq!(index.keywords, ["alpha", "beta", "delta", "gamma"]);
+        assert_eq!(index.search_text, "alpha beta gamma delta");
+        let given = vec![" Zeta ".to_owned(), "zeta".to_owned()];
+        assert_eq!(segment_index("Alpha", &[] as &[&str], Some(&given), 500).keywords, ["zeta"]);
+    }
 
     #[test]
     fn cleaning_follows_the_rules() {
