@@ -774,3 +774,78 @@ async fn the_beat_disables_documents_of_unused_datasets() {
     }
     assert!(stack.server.log().contains("disabled the documents of unused datasets"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_beat_sweeps_orphaned_upload_files() {
+    use reqwest::Method;
+    // A sweep every second; orphans count from an hour old.
+    let extra = [("KILN_BEAT_ORPHAN_SWEEP_CRON", "* * * * * *"), ("KILN_ORPHAN_SWEEP_MIN_AGE_HOURS", "1")];
+    let stack = Stack::start_with(None, &extra).await;
+    let mut owner = stack.owner().await;
+    let key = new_key(&mut owner).await;
+    let (_, dataset) = stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Sweep"}))).await;
+    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let mut documents = Vec::new();
+    for name in ["Kept", "Lost"] {
+        let body = json!({"name": name, "text": format!("{name} text."), "indexing_technique": "economy"});
+        let (_, created) = stack
+            .v1(Method::POST, &format!("/datasets/{ds}/document/create-by-text"), Some(&key), Some(body))
+            .await;
+        wait_indexed(&stack, &key, &ds, created["batch"].as_str().expect("batch")).await;
+        documents.push(created["document"]["id"].as_str().expect("doc").to_owned());
+    }
+    let uploads = stack.dir.path().join("storage/upload_files");
+    let files = walk(&uploads);
+    assert_eq!(files.len(), 2);
+    let tenant_dir = files[0].parent().expect("tenant dir").to_owned();
+
+    // The "Lost" document's row vanishes (as after a crash) and its record is two hours old;
+    // one stray object is old, another was just written (an upload in progress).
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        stack.dir.path().join("storage/kiln.db").display()
+    ))
+    .await
+    .expect("open the database");
+    let lost_file: String = sqlx::query_scalar("SELECT storage_key FROM upload_files f JOIN documents d ON d.upload_file_id = f.id WHERE d.name = 'Lost'")
+        .fetch_one(&pool)
+        .await
+        .expect("lost file");
+    sqlx::query("DELETE FROM documents WHERE name = 'Lost'").execute(&pool).await.expect("delete");
+    let two_hours_ago = chrono::Utc::now() - chrono::Duration::hours(2);
+    sqlx::query("UPDATE upload_files SET created_at = $1 WHERE storage_key = $2")
+        .bind(two_hours_ago)
+        .bind(&lost_file)
+        .execute(&pool)
+        .await
+        .expect("age the record");
+    let old_stray = tenant_dir.join("old-stray.txt");
+    let young_stray = tenant_dir.join("young-stray.txt");
+    std::fs::write(&old_stray, "left behind").expect("write");
+    std::fs::write(&young_stray, "being uploaded").expect("write");
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "3 hours ago"])
+        .arg(&old_stray)
+        .status()
+        .expect("touch");
+    assert!(touched.success());
+
+    let lost_path = stack.dir.path().join("storage").join(&lost_file);
+    assert!(lost_path.exists());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while old_stray.exists() || lost_path.exists() {
+        assert!(std::time::Instant::now() < deadline, "the sweep never ran: {}", stack.server.log());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let records: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM upload_files").fetch_one(&pool).await.expect("count");
+    assert_eq!(records, 1, "the orphaned record went with its file");
+    assert!(young_stray.exists(), "a young object is left alone");
+    let kept = walk(&uploads);
+    assert_eq!(kept.len(), 2, "the kept document's file and the young stray remain: {kept:?}");
+    let (_, found) = stack
+        .v1(Method::POST, &format!("/datasets/{ds}/retrieve"), Some(&key), Some(json!({"query": "kept"})))
+        .await;
+    assert_eq!(found["records"].as_array().map(Vec::len), Some(1), "{found}");
+    assert!(stack.server.log().contains("swept orphaned upload files"));
+}

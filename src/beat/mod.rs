@@ -91,6 +91,14 @@ pub fn schedule(settings: &Settings) -> Result<Vec<Entry>, String> {
             unused_key,
         )?,
         entry(
+            "clean_orphaned_files_task",
+            crate::datasets::orphans::SWEEP_TASK,
+            "dataset",
+            beat.orphan_sweep_cron.clone(),
+            Some(("KILN_BEAT_ORPHAN_SWEEP_ENABLED", beat.orphan_sweep_enabled)),
+            "KILN_BEAT_ORPHAN_SWEEP_CRON",
+        )?,
+        entry(
             "datasets-queue-monitor",
             tasks::maintenance::QUEUE_MONITOR,
             "monitor",

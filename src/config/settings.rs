@@ -414,6 +414,14 @@ section! {
         unused_dataset_days: u32 = "PLAN_SANDBOX_CLEAN_DAY_SETTING" => "30";
         /// A cron expression for the unused-datasets clean-up instead of CELERY_BEAT_SCHEDULER_TIME.
         clean_unused_datasets_cron: String = "KILN_BEAT_CLEAN_UNUSED_DATASETS_CRON" => "";
+        /// Sweep upload files no document uses, and stored objects no record names (what a
+        /// failed delete or an interrupted upload leaves behind).
+        orphan_sweep_enabled: bool = "KILN_BEAT_ORPHAN_SWEEP_ENABLED" => "true";
+        /// When the orphan sweep runs.
+        orphan_sweep_cron: String = "KILN_BEAT_ORPHAN_SWEEP_CRON" => "0 4 * * *";
+        /// Hours an orphan must have existed before the sweep removes it (an upload in
+        /// progress is never one).
+        orphan_sweep_min_age_hours: PositiveCount = "KILN_ORPHAN_SWEEP_MIN_AGE_HOURS" => "24";
     }
 }
 

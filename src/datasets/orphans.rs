@@ -65,3 +65,44 @@ pub async fn orphaned_objects(
     }
     Ok(orphans)
 }
+
+/// The beat task that sweeps orphans, on the `dataset` queue.
+pub const SWEEP_TASK: &str = "clean_orphaned_files_task";
+
+/// What one sweep removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub records: usize,
+    pub objects: usize,
+}
+
+/// Removes orphaned records with their stored objects, then stored objects no record names,
+/// all older than `before`. A failure stops the sweep; the next run carries on.
+pub async fn sweep(db: &Db, storage: &Storage, before: DateTime<Utc>) -> Result<Swept, String> {
+    let mut swept = Swept::default();
+    let records = orphaned_records(db, before).await.map_err(|e| e.to_string())?;
+    let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
+    swept.records = super::cleanup::remove_files(db, storage, &ids).await?;
+    for key in orphaned_objects(db, storage, before).await? {
+        match storage.operator().delete(&key).await {
+            Ok(()) => swept.objects += 1,
+            Err(error) if error.kind() == opendal::ErrorKind::NotFound => {}
+            Err(error) => return Err(format!("deleting {key}: {error}")),
+        }
+    }
+    Ok(swept)
+}
+
+/// The beat task: sweeps what is older than KILN_ORPHAN_SWEEP_MIN_AGE_HOURS.
+pub async fn sweep_orphans(
+    services: std::sync::Arc<crate::tasks::TaskServices>,
+    _: crate::tasks::maintenance::NoArgs,
+    ctx: crate::tasks::TaskContext,
+) -> Result<(), crate::tasks::TaskError> {
+    let hours = i64::from(services.settings.beat.orphan_sweep_min_age_hours.0);
+    let before = Utc::now() - chrono::Duration::hours(hours);
+    let swept =
+        sweep(&services.db, &services.storage, before).await.map_err(crate::tasks::TaskError::Transient)?;
+    tracing::info!(records = swept.records, objects = swept.objects, job = %ctx.job_id, "swept orphaned upload files");
+    Ok(())
+}

@@ -152,6 +152,10 @@ pub fn registry(services: Arc<TaskServices>) -> TaskRegistry {
         crate::datasets::unused::clean_unused_datasets(s.clone(), args, ctx)
     });
     let s = with(&services);
+    registry.register(crate::datasets::orphans::SWEEP_TASK, move |args, ctx| {
+        crate::datasets::orphans::sweep_orphans(s.clone(), args, ctx)
+    });
+    let s = with(&services);
     registry.register(maintenance::QUEUE_MONITOR, move |args, ctx| {
         maintenance::queue_monitor(s.clone(), args, ctx)
     });
