@@ -2,15 +2,15 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::model::{Account, Membership};
@@ -20,6 +20,7 @@ use crate::config::Settings;
 use crate::http::AppState;
 use crate::http::client_ip::ClientIp;
 use crate::http::error::{ApiError, JsonBody};
+use crate::http::openapi::{ConsoleErrors, ErrorBody, Success};
 
 /// Cookie names, as Dify sets them.
 pub const ACCESS_COOKIE: &str = "access_token";
@@ -218,28 +219,47 @@ fn check_csrf(
 }
 
 /// The console routes this feature owns (mounted under `/console/api`).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/init", get(init_status).post(init_validate))
-        .route("/setup", get(setup_status).post(setup))
-        .route("/login", post(login))
-        .route("/refresh-token", post(refresh_token))
-        .route("/logout", post(logout))
-        .route("/account/profile", get(profile))
-        .route("/workspaces/current", get(current_workspace).post(current_workspace))
-        .route("/workspaces/current/name", post(rename_workspace))
-        .route("/workspaces/info", post(rename_workspace))
-        .route("/workspaces/current/members", get(list_members))
-        .route("/workspaces/current/members/{id}", axum::routing::delete(remove_member))
-        .route("/workspaces/current/members/{id}/update-role", axum::routing::put(update_member_role))
-        .route("/workspaces/current/members/invite-email", post(invite_members))
-        .route("/activate/check", get(activate_check))
-        .route("/activate", post(activate))
-        .route("/email-code-login", post(email_code_login))
-        .route("/email-code-login/validity", post(email_code_login_validity))
-        .route("/forgot-password", post(forgot_password))
-        .route("/forgot-password/validity", post(forgot_password_validity))
-        .route("/forgot-password/resets", post(forgot_password_resets))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(init_status, init_validate))
+        .routes(routes!(setup_status, setup))
+        .routes(routes!(login))
+        .routes(routes!(refresh_token))
+        .routes(routes!(logout))
+        .routes(routes!(profile))
+        .routes(routes!(current_workspace, current_workspace_get))
+        .routes(routes!(rename_workspace))
+        .routes(routes!(rename_workspace_info))
+        .routes(routes!(list_members))
+        .routes(routes!(remove_member))
+        .routes(routes!(update_member_role))
+        .routes(routes!(invite_members))
+        .routes(routes!(activate_check))
+        .routes(routes!(activate))
+        .routes(routes!(email_code_login))
+        .routes(routes!(email_code_login_validity))
+        .routes(routes!(forgot_password))
+        .routes(routes!(forgot_password_validity))
+        .routes(routes!(forgot_password_resets))
+}
+
+/// The GET form of `/workspaces/current`.
+#[utoipa::path(get, path = "/workspaces/current", tag = "console workspace", security(("console_token" = [])),
+    responses((status = 200, description = "The current workspace", body = serde_json::Value), ConsoleErrors))]
+async fn current_workspace_get(session: ConsoleSession) -> Json<Value> {
+    current_workspace(session).await
+}
+
+/// Dify's other path for renaming the workspace.
+#[utoipa::path(post, path = "/workspaces/info", tag = "console workspace", security(("console_token" = [])),
+    request_body = RenameRequest,
+    responses((status = 200, description = "`{result: success, tenant}`", body = serde_json::Value), ConsoleErrors))]
+async fn rename_workspace_info(
+    state: State<AppState>,
+    session: ConsoleSession,
+    body: JsonBody<RenameRequest>,
+) -> Result<Json<Value>, ApiError> {
+    rename_workspace(state, session, body).await
 }
 
 fn init_passed(state: &AppState, headers: &HeaderMap) -> bool {
@@ -251,16 +271,21 @@ fn init_passed(state: &AppState, headers: &HeaderMap) -> bool {
         .is_some_and(|subject| subject == INIT_SUBJECT)
 }
 
+#[utoipa::path(get, path = "/init", tag = "console auth",
+    responses((status = 200, description = "`{status: finished | not_started}`: whether INIT_PASSWORD was passed or set-up is done", body = serde_json::Value)))]
 async fn init_status(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let finished = init_passed(&state, &headers) || accounts(&state).setup_at().await?.is_some();
     Ok(Json(json!({ "status": if finished { "finished" } else { "not_started" } })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct InitRequest {
     password: String,
 }
 
+/// Checks INIT_PASSWORD; sets the cookie set-up needs.
+#[utoipa::path(post, path = "/init", tag = "console auth", request_body = InitRequest,
+    responses((status = 201, body = Success), ConsoleErrors))]
 async fn init_validate(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<InitRequest>,
@@ -285,6 +310,8 @@ async fn init_validate(
     Ok(with_cookies(json!({"result": "success"}), StatusCode::CREATED, vec![(header::SET_COOKIE, value)]))
 }
 
+#[utoipa::path(get, path = "/setup", tag = "console auth",
+    responses((status = 200, description = "`{step: finished, setup_at}` or `{step: not_started}`", body = serde_json::Value)))]
 async fn setup_status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(match accounts(&state).setup_at().await? {
         Some(at) => json!({ "step": "finished", "setup_at": at.to_rfc3339() }),
@@ -292,7 +319,7 @@ async fn setup_status(State(state): State<AppState>) -> Result<Json<Value>, ApiE
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct SetupRequest {
     email: String,
     name: String,
@@ -300,6 +327,9 @@ struct SetupRequest {
     language: Option<String>,
 }
 
+/// Creates the owner account and the first workspace (once).
+#[utoipa::path(post, path = "/setup", tag = "console auth", request_body = SetupRequest,
+    responses((status = 201, body = Success), (status = 403, description = "`already_setup` or `not_init_validated`", body = ErrorBody), ConsoleErrors))]
 async fn setup(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -316,7 +346,7 @@ async fn setup(
     Ok((StatusCode::CREATED, Json(json!({"result": "success"}))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct LoginRequest {
     email: String,
     /// Base64 of the password, as Dify's web client sends it.
@@ -325,6 +355,10 @@ struct LoginRequest {
     remember_me: bool,
 }
 
+/// Signs in (the password Base64-encoded, as Dify's web client sends it); sets the
+/// access, refresh and CSRF cookies.
+#[utoipa::path(post, path = "/login", tag = "console auth", request_body = LoginRequest,
+    responses((status = 200, body = Success), (status = 429, description = "Too many failed attempts", body = ErrorBody), ConsoleErrors))]
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -351,6 +385,9 @@ async fn login(
     Ok(with_cookies(json!({"result": "success"}), StatusCode::OK, session_cookies(&state.settings, &session)))
 }
 
+/// Rotates the refresh token cookie and issues a new access token.
+#[utoipa::path(post, path = "/refresh-token", tag = "console auth",
+    responses((status = 200, body = Success), (status = 401, description = "`{result: fail, message}`", body = serde_json::Value)))]
 async fn refresh_token(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let fail = |message: &str| {
         (StatusCode::UNAUTHORIZED, Json(json!({"result": "fail", "message": message}))).into_response()
@@ -370,6 +407,8 @@ async fn refresh_token(State(state): State<AppState>, headers: HeaderMap) -> Res
     }
 }
 
+#[utoipa::path(post, path = "/logout", tag = "console auth",
+    responses((status = 200, body = Success)))]
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let settings = &state.settings;
     let account = read_cookie(&headers, &cookie_name(settings, ACCESS_COOKIE))
@@ -382,6 +421,8 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     Ok(with_cookies(json!({"result": "success"}), StatusCode::OK, cleared_cookies(settings)))
 }
 
+#[utoipa::path(get, path = "/account/profile", tag = "console auth", security(("console_token" = [])),
+    responses((status = 200, description = "Dify's account fields: id, name, email, avatar, interface_language, timezone, …", body = serde_json::Value), ConsoleErrors))]
 async fn profile(session: ConsoleSession) -> Json<Value> {
     let a = &session.account;
     Json(json!({
@@ -415,15 +456,19 @@ fn workspace_json(membership: &Membership) -> Value {
     })
 }
 
+#[utoipa::path(post, path = "/workspaces/current", tag = "console workspace", security(("console_token" = [])),
+    responses((status = 200, description = "The current workspace: id, name, plan, status, role, created_at, …", body = serde_json::Value), ConsoleErrors))]
 async fn current_workspace(session: ConsoleSession) -> Json<Value> {
     Json(workspace_json(&session.membership))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RenameRequest {
     name: String,
 }
 
+#[utoipa::path(post, path = "/workspaces/current/name", tag = "console workspace", security(("console_token" = [])), request_body = RenameRequest,
+    responses((status = 200, description = "`{result: success, tenant}`", body = serde_json::Value), ConsoleErrors))]
 async fn rename_workspace(
     State(state): State<AppState>,
     session: ConsoleSession,
@@ -435,12 +480,15 @@ async fn rename_workspace(
     Ok(Json(json!({"result": "success", "tenant": workspace_json(&membership)})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ForgotRequest {
     email: String,
     language: Option<String>,
 }
 
+/// Mails a reset code; answers the token the code goes with.
+#[utoipa::path(post, path = "/forgot-password", tag = "console auth", request_body = ForgotRequest,
+    responses((status = 200, description = "`{result: success, data: token}`", body = serde_json::Value), (status = 429, body = ErrorBody), ConsoleErrors))]
 async fn forgot_password(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -452,13 +500,15 @@ async fn forgot_password(
     Ok(Json(json!({"result": "success", "data": token})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ValidityRequest {
     email: String,
     code: String,
     token: String,
 }
 
+#[utoipa::path(post, path = "/forgot-password/validity", tag = "console auth", request_body = ValidityRequest,
+    responses((status = 200, description = "`{is_valid, email, token}`", body = serde_json::Value), ConsoleErrors))]
 async fn forgot_password_validity(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<ValidityRequest>,
@@ -467,13 +517,15 @@ async fn forgot_password_validity(
     Ok(Json(json!({"is_valid": true, "email": email, "token": token})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ResetsRequest {
     token: String,
     new_password: String,
     password_confirm: String,
 }
 
+#[utoipa::path(post, path = "/forgot-password/resets", tag = "console auth", request_body = ResetsRequest,
+    responses((status = 200, body = Success), ConsoleErrors))]
 async fn forgot_password_resets(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<ResetsRequest>,
@@ -482,6 +534,8 @@ async fn forgot_password_resets(
     Ok(Json(json!({"result": "success"})))
 }
 
+#[utoipa::path(get, path = "/workspaces/current/members", tag = "console workspace", security(("console_token" = [])),
+    responses((status = 200, description = "`{result: success, accounts: [{id, name, email, role, status, …}]}`", body = serde_json::Value), ConsoleErrors))]
 async fn list_members(
     State(state): State<AppState>,
     session: ConsoleSession,
@@ -510,6 +564,9 @@ fn member_id(raw: &str) -> Result<Uuid, ApiError> {
     raw.parse().map_err(|_| ApiError::coded(StatusCode::NOT_FOUND, "member-not-found", "Member not found."))
 }
 
+#[utoipa::path(delete, path = "/workspaces/current/members/{id}", tag = "console workspace", security(("console_token" = [])),
+    params(("id" = Uuid, Path, description = "The member's account id")),
+    responses((status = 200, description = "`{result: success, tenant_id}`", body = serde_json::Value), ConsoleErrors))]
 async fn remove_member(
     State(state): State<AppState>,
     session: ConsoleSession,
@@ -520,11 +577,14 @@ async fn remove_member(
     Ok(Json(json!({"result": "success", "tenant_id": session.membership.tenant.id})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RoleRequest {
     role: String,
 }
 
+#[utoipa::path(put, path = "/workspaces/current/members/{id}/update-role", tag = "console workspace", security(("console_token" = [])),
+    params(("id" = Uuid, Path, description = "The member's account id")), request_body = RoleRequest,
+    responses((status = 200, body = Success), ConsoleErrors))]
 async fn update_member_role(
     State(state): State<AppState>,
     session: ConsoleSession,
@@ -536,13 +596,16 @@ async fn update_member_role(
     Ok(Json(json!({"result": "success"})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct InviteRequest {
     emails: Vec<String>,
     role: String,
     language: Option<String>,
 }
 
+/// Invites by email (a mail with an activation link each).
+#[utoipa::path(post, path = "/workspaces/current/members/invite-email", tag = "console workspace", security(("console_token" = [])), request_body = InviteRequest,
+    responses((status = 201, description = "`{result: success, invitation_results: [{status, email, url}], tenant_id}`", body = serde_json::Value), ConsoleErrors))]
 async fn invite_members(
     State(state): State<AppState>,
     session: ConsoleSession,
@@ -562,13 +625,16 @@ async fn invite_members(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CheckQuery {
     workspace_id: Option<Uuid>,
     email: Option<String>,
     token: String,
 }
 
+#[utoipa::path(get, path = "/activate/check", tag = "console auth", params(CheckQuery),
+    responses((status = 200, description = "`{is_valid, data: {workspace_name, workspace_id, email}}`", body = serde_json::Value)))]
 async fn activate_check(
     State(state): State<AppState>,
     axum::extract::Query(query): axum::extract::Query<CheckQuery>,
@@ -584,7 +650,7 @@ async fn activate_check(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ActivateRequest {
     workspace_id: Option<Uuid>,
     email: Option<String>,
@@ -605,6 +671,9 @@ fn default_timezone() -> String {
     "UTC".into()
 }
 
+/// Completes an invitation: name, language, time zone (and a password).
+#[utoipa::path(post, path = "/activate", tag = "console auth", request_body = ActivateRequest,
+    responses((status = 200, body = Success), ConsoleErrors))]
 async fn activate(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<ActivateRequest>,
@@ -623,12 +692,15 @@ async fn activate(
     Ok(Json(json!({"result": "success"})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CodeLoginRequest {
     email: String,
     language: Option<String>,
 }
 
+/// Mails a sign-in code; answers the token it goes with.
+#[utoipa::path(post, path = "/email-code-login", tag = "console auth", request_body = CodeLoginRequest,
+    responses((status = 200, description = "`{result: success, data: token}`", body = serde_json::Value), (status = 429, body = ErrorBody), ConsoleErrors))]
 async fn email_code_login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -640,13 +712,16 @@ async fn email_code_login(
     Ok(Json(json!({"result": "success", "data": token})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CodeValidityRequest {
     email: String,
     code: String,
     token: String,
 }
 
+/// Signs in with the mailed code; sets the session cookies.
+#[utoipa::path(post, path = "/email-code-login/validity", tag = "console auth", request_body = CodeValidityRequest,
+    responses((status = 200, body = Success), ConsoleErrors))]
 async fn email_code_login_validity(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

@@ -2,13 +2,13 @@
 //! delete the child chunks of a hierarchical_model document's segment. Each change
 //! re-indexes the parent segment at once.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, patch};
-use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::child_chunks_repo as repo;
@@ -18,6 +18,7 @@ use super::segments::{document, find};
 use super::service::DatasetsError;
 use crate::http::AppState;
 use crate::http::error::{ApiError, JsonBody};
+use crate::http::openapi::ServiceErrors;
 
 fn invalid(message: impl Into<String>) -> ApiError {
     DatasetsError::InvalidParam(message.into()).into()
@@ -44,8 +45,9 @@ async fn child(state: &AppState, segment: &Segment, id: &str) -> Result<ChildChu
 }
 
 /// `{content}`, trimmed and required.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct ContentArgs {
+    /// The child chunk's text.
     content: Option<String>,
 }
 
@@ -59,6 +61,9 @@ impl ContentArgs {
     }
 }
 
+#[utoipa::path(get, path = "/datasets/{id}/documents/{document}/segments/{segment}/child_chunks", tag = "segments", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::SegmentPath, crate::datasets::schemas::PageQuery),
+    responses((status = 200, body = crate::datasets::schemas::ChildChunkList), ServiceErrors))]
 async fn list(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -79,6 +84,10 @@ async fn list(
     })))
 }
 
+/// Adds a `customized` child chunk; the parent is re-indexed at once.
+#[utoipa::path(post, path = "/datasets/{id}/documents/{document}/segments/{segment}/child_chunks", tag = "segments", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::SegmentPath), request_body = ContentArgs,
+    responses((status = 200, body = crate::datasets::schemas::ChildChunkOne), ServiceErrors))]
 async fn create(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -94,6 +103,9 @@ async fn create(
     Ok(Json(json!({"data": created.json()})))
 }
 
+#[utoipa::path(patch, path = "/datasets/{id}/documents/{document}/segments/{segment}/child_chunks/{child}", tag = "segments", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::ChildChunkPath), request_body = ContentArgs,
+    responses((status = 200, body = crate::datasets::schemas::ChildChunkOne), ServiceErrors))]
 async fn update(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -110,6 +122,9 @@ async fn update(
     Ok(Json(json!({"data": updated.json()})))
 }
 
+#[utoipa::path(delete, path = "/datasets/{id}/documents/{document}/segments/{segment}/child_chunks/{child}", tag = "segments", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::ChildChunkPath),
+    responses((status = 204, description = "Deleted"), ServiceErrors))]
 async fn delete(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -122,11 +137,6 @@ async fn delete(
 }
 
 /// The child-chunk routes (mounted under `/v1`).
-pub fn service_routes() -> Router<AppState> {
-    Router::new()
-        .route("/datasets/{id}/documents/{document}/segments/{segment}/child_chunks", get(list).post(create))
-        .route(
-            "/datasets/{id}/documents/{document}/segments/{segment}/child_chunks/{child}",
-            patch(update).delete(delete),
-        )
+pub fn service_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(update, delete))
 }

@@ -20,13 +20,21 @@ use crate::infra::queue::{JobSpec, JobStore};
 use crate::infra::storage::Storage;
 
 /// Fields of create-by-text (Dify's names).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct CreateByText {
+    /// 1 to 255 characters (required to create by text, and to update with `text`).
     pub name: Option<String>,
+    /// The document's text (required to create by text).
     pub text: Option<String>,
+    /// `{mode: automatic | custom | hierarchical, rules}`; required for the first document
+    /// of a dataset created from a file, else the dataset's newest rule is reused.
     pub process_rule: Option<Value>,
+    /// `economy`; required when the dataset has none yet (later documents inherit it).
     pub indexing_technique: Option<String>,
+    /// `text_model` or `hierarchical_model` (the rule's by default); `qa_model` needs a
+    /// chat model (400 `provider_not_initialize`).
     pub doc_form: Option<String>,
+    /// Default `English`.
     pub doc_language: Option<String>,
     pub retrieval_model: Option<Value>,
     pub embedding_model: Option<String>,

@@ -3,18 +3,18 @@
 //! "file-preview|{id}|{timestamp}|{nonce}"), valid for FILES_ACCESS_TIMEOUT seconds. The
 //! preview route serves the stored file to whoever holds such a URL.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::documents_repo as repo;
@@ -22,6 +22,7 @@ use super::http::{ServiceKey, dataset_id, datasets, documents};
 use super::service::DatasetsError;
 use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::openapi::{ErrorBody, ServiceErrors};
 
 fn signature(secret: &str, id: Uuid, timestamp: &str, nonce: &str) -> Option<String> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).ok()?;
@@ -47,7 +48,8 @@ pub fn signed_url(state: &AppState, id: Uuid) -> Result<String, ApiError> {
     Ok(format!("{base}/files/{id}/file-preview?timestamp={timestamp}&nonce={nonce}&sign={sign}"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PreviewQuery {
     timestamp: Option<String>,
     nonce: Option<String>,
@@ -55,6 +57,11 @@ struct PreviewQuery {
 }
 
 /// `GET /files/{id}/file-preview`: the stored file, for a valid, unexpired signature.
+#[utoipa::path(get, path = "/files/{id}/file-preview", tag = "documents",
+    params(("id" = Uuid, Path, description = "The upload file id"), PreviewQuery),
+    responses((status = 200, description = "The file, with its content type", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 403, description = "A missing, wrong or expired signature (FILES_ACCESS_TIMEOUT)", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 async fn preview(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -88,6 +95,9 @@ async fn preview(
 }
 
 /// `GET /v1/datasets/{id}/documents/{doc}/download`: a signed URL to the document's file.
+#[utoipa::path(get, path = "/datasets/{id}/documents/{document}/download", tag = "documents", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::DocumentPath),
+    responses((status = 200, description = "A signed `/files/{id}/file-preview` URL, valid FILES_ACCESS_TIMEOUT seconds", body = crate::datasets::schemas::DownloadUrl), ServiceErrors))]
 async fn download(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -101,11 +111,11 @@ async fn download(
 }
 
 /// The download route (mounted under `/v1`).
-pub fn service_routes() -> Router<AppState> {
-    Router::new().route("/datasets/{id}/documents/{document}/download", get(download))
+pub fn service_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(download))
 }
 
 /// The file preview route (mounted at the root, as Dify serves `/files`).
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/files/{id}/file-preview", get(preview))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(preview))
 }

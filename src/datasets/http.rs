@@ -1,11 +1,10 @@
 //! Dataset routes: the console's (API keys, API access toggle, create/list/get/delete) and
 //! Dify's Knowledge Service API under `/v1`, authenticated by dataset API keys.
 
+use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -17,6 +16,8 @@ use crate::accounts::http::ConsoleSession;
 use crate::accounts::model::TenantRole;
 use crate::http::AppState;
 use crate::http::error::{ApiError, JsonBody};
+use crate::http::openapi::{ConsoleErrors, ErrorBody, ServiceErrors, Success};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 impl From<DatasetsError> for ApiError {
     fn from(error: DatasetsError) -> Self {
@@ -153,6 +154,9 @@ async fn list(
 
 // ---- /v1 ----------------------------------------------------------------------------------
 
+#[utoipa::path(get, path = "/datasets", tag = "datasets", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::PageQuery, ("tag_ids" = Option<Vec<Uuid>>, Query, description = "Only datasets with all these tags (repeated or comma-separated)")),
+    responses((status = 200, body = crate::datasets::schemas::DatasetList), ServiceErrors))]
 async fn v1_list(
     State(state): State<AppState>,
     ServiceKey(key): ServiceKey,
@@ -162,6 +166,9 @@ async fn v1_list(
     Ok(Json(list(&state, key.tenant_id, &query, raw.as_deref()).await?))
 }
 
+#[utoipa::path(post, path = "/datasets", tag = "datasets", security(("dataset_api_key" = [])), request_body = CreateDataset,
+    responses((status = 200, body = crate::datasets::schemas::DatasetDetail),
+        (status = 409, description = "`dataset_name_duplicate`", body = ErrorBody), ServiceErrors))]
 async fn v1_create(
     State(state): State<AppState>,
     ServiceKey(key): ServiceKey,
@@ -171,6 +178,8 @@ async fn v1_create(
     Ok(Json(dataset_json(&state, &row).await?))
 }
 
+#[utoipa::path(get, path = "/datasets/{id}", tag = "datasets", security(("dataset_api_key" = [])), params(crate::datasets::schemas::DatasetPath),
+    responses((status = 200, body = crate::datasets::schemas::DatasetDetail), ServiceErrors))]
 async fn v1_get(
     State(state): State<AppState>,
     ServiceKey(key): ServiceKey,
@@ -182,6 +191,10 @@ async fn v1_get(
     Ok(Json(body))
 }
 
+#[utoipa::path(patch, path = "/datasets/{id}", tag = "datasets", security(("dataset_api_key" = [])), params(crate::datasets::schemas::DatasetPath),
+    request_body = UpdateDataset,
+    responses((status = 200, body = crate::datasets::schemas::DatasetDetail),
+        (status = 409, description = "`dataset_name_duplicate`", body = ErrorBody), ServiceErrors))]
 async fn v1_update(
     State(state): State<AppState>,
     ServiceKey(key): ServiceKey,
@@ -196,6 +209,8 @@ async fn v1_update(
     Ok(Json(body))
 }
 
+#[utoipa::path(delete, path = "/datasets/{id}", tag = "datasets", security(("dataset_api_key" = [])), params(crate::datasets::schemas::DatasetPath),
+    responses((status = 204, description = "Deleted; its files are removed by a `dataset` queue task"), ServiceErrors))]
 async fn v1_delete(
     State(state): State<AppState>,
     ServiceKey(key): ServiceKey,
@@ -207,15 +222,15 @@ async fn v1_delete(
 }
 
 /// The Knowledge API routes (mounted under `/v1`).
-pub fn service_routes() -> Router<AppState> {
+pub fn service_routes() -> OpenApiRouter<AppState> {
     super::documents_http::service_routes()
         .merge(super::segments::service_routes())
         .merge(super::child_chunks::service_routes())
         .merge(super::metadata::service_routes())
         .merge(super::tags::service_routes())
         .merge(super::files::service_routes())
-        .route("/datasets", get(v1_list).post(v1_create))
-        .route("/datasets/{id}", get(v1_get).patch(v1_update).delete(v1_delete))
+        .routes(routes!(v1_list, v1_create))
+        .routes(routes!(v1_get, v1_update, v1_delete))
 }
 
 // ---- console ------------------------------------------------------------------------------
@@ -225,6 +240,8 @@ fn can_edit(role: TenantRole) -> bool {
     !matches!(role, TenantRole::Normal)
 }
 
+#[utoipa::path(get, path = "/datasets/api-keys", tag = "console datasets", security(("console_token" = [])),
+    responses((status = 200, body = crate::datasets::schemas::ApiKeyList), ConsoleErrors))]
 async fn console_list_keys(
     State(state): State<AppState>,
     session: ConsoleSession,
@@ -233,6 +250,9 @@ async fn console_list_keys(
     Ok(Json(json!({"data": keys.iter().map(|k| k.json(None)).collect::<Vec<_>>()})))
 }
 
+#[utoipa::path(post, path = "/datasets/api-keys", tag = "console datasets", security(("console_token" = [])),
+    responses((status = 200, description = "The whole key, shown this once", body = crate::datasets::schemas::ApiKey),
+        (status = 400, description = "`max_keys_exceeded`: at most 10 per workspace", body = ErrorBody), ConsoleErrors))]
 async fn console_create_key(
     State(state): State<AppState>,
     session: ConsoleSession,
@@ -241,6 +261,9 @@ async fn console_create_key(
     Ok(Json(key.json(Some(&token))))
 }
 
+#[utoipa::path(delete, path = "/datasets/api-keys/{id}", tag = "console datasets", security(("console_token" = [])),
+    params(("id" = Uuid, Path, description = "The key id")),
+    responses((status = 204, description = "Deleted; it stops working at once"), (status = 404, body = ErrorBody), ConsoleErrors))]
 async fn console_delete_key(
     State(state): State<AppState>,
     session: ConsoleSession,
@@ -251,6 +274,9 @@ async fn console_delete_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/datasets/{id}/api-keys/{status}", tag = "console datasets", security(("console_token" = [])),
+    params(("id" = Uuid, Path, description = "The dataset id"), ("status" = String, Path, description = "`enable` or `disable`")),
+    responses((status = 200, body = Success), (status = 404, body = ErrorBody), ConsoleErrors))]
 async fn console_api_access(
     State(state): State<AppState>,
     session: ConsoleSession,
@@ -265,6 +291,9 @@ async fn console_api_access(
     Ok(Json(json!({"result": "success"})))
 }
 
+#[utoipa::path(get, path = "/datasets", tag = "console datasets", security(("console_token" = [])),
+    params(crate::datasets::schemas::PageQuery, ("tag_ids" = Option<Vec<Uuid>>, Query, description = "Only datasets with all these tags")),
+    responses((status = 200, body = crate::datasets::schemas::DatasetList), ConsoleErrors))]
 async fn console_list(
     State(state): State<AppState>,
     session: ConsoleSession,
@@ -274,6 +303,9 @@ async fn console_list(
     Ok(Json(list(&state, session.membership.tenant.id, &query, raw.as_deref()).await?))
 }
 
+#[utoipa::path(post, path = "/datasets", tag = "console datasets", security(("console_token" = [])), request_body = CreateDataset,
+    responses((status = 201, body = crate::datasets::schemas::DatasetDetail),
+        (status = 409, description = "`dataset_name_duplicate`", body = ErrorBody), ConsoleErrors))]
 async fn console_create(
     State(state): State<AppState>,
     session: ConsoleSession,
@@ -286,6 +318,8 @@ async fn console_create(
     Ok((StatusCode::CREATED, Json(dataset_json(&state, &row).await?)))
 }
 
+#[utoipa::path(get, path = "/datasets/{id}", tag = "console datasets", security(("console_token" = [])), params(crate::datasets::schemas::DatasetPath),
+    responses((status = 200, body = crate::datasets::schemas::DatasetDetail), (status = 404, body = ErrorBody), ConsoleErrors))]
 async fn console_get(
     State(state): State<AppState>,
     session: ConsoleSession,
@@ -295,6 +329,8 @@ async fn console_get(
     Ok(Json(dataset_json(&state, &row).await?))
 }
 
+#[utoipa::path(delete, path = "/datasets/{id}", tag = "console datasets", security(("console_token" = [])), params(crate::datasets::schemas::DatasetPath),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody), ConsoleErrors))]
 async fn console_delete(
     State(state): State<AppState>,
     session: ConsoleSession,
@@ -308,6 +344,11 @@ async fn console_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(patch, path = "/datasets/{id}/documents/{document}/processing/{action}", tag = "console datasets", security(("console_token" = [])),
+    params(("id" = Uuid, Path, description = "The dataset id"), ("document" = Uuid, Path, description = "The document id"),
+        ("action" = String, Path, description = "`pause` or `resume`")),
+    responses((status = 200, body = Success), (status = 400, description = "`document_already_finished`, `invalid_action`", body = ErrorBody),
+        (status = 404, body = ErrorBody), ConsoleErrors))]
 async fn console_processing(
     State(state): State<AppState>,
     session: ConsoleSession,
@@ -328,15 +369,12 @@ async fn console_processing(
 }
 
 /// The console routes (mounted under `/console/api`).
-pub fn console_routes() -> Router<AppState> {
-    Router::new()
-        .route("/datasets", get(console_list).post(console_create))
-        .route("/datasets/api-keys", get(console_list_keys).post(console_create_key))
-        .route("/datasets/api-keys/{id}", delete(console_delete_key))
-        .route("/datasets/{id}", get(console_get).delete(console_delete))
-        .route("/datasets/{id}/api-keys/{status}", post(console_api_access))
-        .route(
-            "/datasets/{id}/documents/{document}/processing/{action}",
-            axum::routing::patch(console_processing),
-        )
+pub fn console_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(console_list, console_create))
+        .routes(routes!(console_list_keys, console_create_key))
+        .routes(routes!(console_delete_key))
+        .routes(routes!(console_get, console_delete))
+        .routes(routes!(console_api_access))
+        .routes(routes!(console_processing))
 }

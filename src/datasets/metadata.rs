@@ -1,13 +1,13 @@
 //! Dataset metadata fields and document metadata values (Dify's §6.7): define, list, rename
 //! and delete fields; set values on documents; switch the built-in fields flag.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::http::{ServiceKey, dataset_id, datasets};
@@ -17,6 +17,7 @@ use super::service::DatasetsError;
 use crate::accounts::repo::RepoError;
 use crate::http::AppState;
 use crate::http::error::{ApiError, JsonBody};
+use crate::http::openapi::{ServiceErrors, Success};
 use crate::infra::db::Db;
 use crate::on_db;
 
@@ -123,13 +124,16 @@ fn check_name(name: Option<&str>, taken: &[Field], except: Option<Uuid>) -> Resu
     Ok(name.to_owned())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct NewField {
     #[serde(rename = "type")]
     kind: Option<String>,
     name: Option<String>,
 }
 
+#[utoipa::path(post, path = "/datasets/{id}/metadata", tag = "metadata", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::DatasetPath), request_body = NewField,
+    responses((status = 201, body = crate::datasets::schemas::MetadataField), ServiceErrors))]
 async fn create(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -153,6 +157,9 @@ async fn create(
     Ok((StatusCode::CREATED, Json(json!({"id": field, "type": kind, "name": name}))))
 }
 
+#[utoipa::path(get, path = "/datasets/{id}/metadata", tag = "metadata", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::DatasetPath),
+    responses((status = 200, body = crate::datasets::schemas::MetadataList), ServiceErrors))]
 async fn list(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -175,11 +182,15 @@ async fn list(
     Ok(Json(json!({"doc_metadata": listed, "built_in_field_enabled": dataset.built_in_field_enabled})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct Rename {
     name: Option<String>,
 }
 
+/// Renames a field (documents' values follow).
+#[utoipa::path(patch, path = "/datasets/{id}/metadata/{field}", tag = "metadata", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::FieldPath), request_body = Rename,
+    responses((status = 200, body = crate::datasets::schemas::MetadataField), ServiceErrors))]
 async fn rename(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -197,6 +208,10 @@ async fn rename(
     Ok(Json(json!({"id": current.id, "type": current.kind, "name": name})))
 }
 
+/// Deletes a field and every document's value for it.
+#[utoipa::path(delete, path = "/datasets/{id}/metadata/{field}", tag = "metadata", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::FieldPath),
+    responses((status = 204, description = "Deleted"), ServiceErrors))]
 async fn remove(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -211,6 +226,9 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/datasets/{id}/metadata/built-in", tag = "metadata", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::DatasetPath),
+    responses((status = 200, body = crate::datasets::schemas::BuiltInFields), ServiceErrors))]
 async fn built_in(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -222,6 +240,9 @@ async fn built_in(
     Ok(Json(json!({"fields": fields})))
 }
 
+#[utoipa::path(post, path = "/datasets/{id}/metadata/built-in/{action}", tag = "metadata", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::DatasetPath, ("action" = String, Path, description = "`enable` or `disable`")),
+    responses((status = 200, body = Success), ServiceErrors))]
 async fn switch_built_in(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -238,7 +259,7 @@ async fn switch_built_in(
     Ok(Json(json!({"result": "success"})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct Operation {
     document_id: String,
     metadata_list: Vec<ValueArgs>,
@@ -246,20 +267,24 @@ struct Operation {
     partial_update: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct ValueArgs {
     id: String,
     name: Option<String>,
     value: Value,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct Operations {
     operation_data: Vec<Operation>,
 }
 
 /// Sets documents' values: the given list replaces the document's values, or with
 /// `partial_update` is merged into them.
+/// Sets documents' metadata values (replacing them, or merging with `partial_update`).
+#[utoipa::path(post, path = "/datasets/{id}/documents/metadata", tag = "metadata", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::DatasetPath), request_body = Operations,
+    responses((status = 200, body = Success), ServiceErrors))]
 async fn update_documents(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -310,11 +335,11 @@ async fn update_documents(
 }
 
 /// The metadata routes (mounted under `/v1`).
-pub fn service_routes() -> Router<AppState> {
-    Router::new()
-        .route("/datasets/{id}/metadata", post(create).get(list))
-        .route("/datasets/{id}/metadata/built-in", get(built_in))
-        .route("/datasets/{id}/metadata/built-in/{action}", post(switch_built_in))
-        .route("/datasets/{id}/metadata/{field}", patch(rename).delete(remove))
-        .route("/datasets/{id}/documents/metadata", post(update_documents))
+pub fn service_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(built_in))
+        .routes(routes!(switch_built_in))
+        .routes(routes!(rename, remove))
+        .routes(routes!(update_documents))
 }

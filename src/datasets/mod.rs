@@ -17,6 +17,7 @@ pub mod model;
 pub mod orphans;
 pub mod repo;
 pub mod retrieval;
+pub mod schemas;
 pub mod segments;
 pub mod segments_repo;
 pub mod service;

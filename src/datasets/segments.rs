@@ -2,14 +2,14 @@
 //! list, get, update (re-indexed at once) and delete. Segments of hierarchical_model
 //! documents carry child chunks, made by the document's process rule.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::child_chunks_repo as child_repo;
@@ -22,6 +22,7 @@ use super::service::DatasetsError;
 use super::text;
 use crate::http::AppState;
 use crate::http::error::{ApiError, JsonBody};
+use crate::http::openapi::ServiceErrors;
 
 fn invalid(message: impl Into<String>) -> ApiError {
     DatasetsError::InvalidParam(message.into()).into()
@@ -67,7 +68,7 @@ fn children_of(content: &str, hierarchy: Option<&Hierarchy>) -> Vec<String> {
     hierarchy.map(|h| text::split(content, &h.children)).unwrap_or_default()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct NewSegmentArgs {
     content: Option<String>,
     #[serde(default)]
@@ -76,11 +77,16 @@ struct NewSegmentArgs {
     keywords: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct CreateArgs {
     segments: Option<Vec<NewSegmentArgs>>,
 }
 
+/// Adds segments to a completed, enabled document (indexed at once; the segments of
+/// hierarchical documents get child chunks by the document's rule).
+#[utoipa::path(post, path = "/datasets/{id}/documents/{document}/segments", tag = "segments", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::DocumentPath), request_body = CreateArgs,
+    responses((status = 200, body = crate::datasets::schemas::SegmentsAdded), ServiceErrors))]
 async fn create(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -128,6 +134,9 @@ struct SegmentListQuery {
     status: Option<String>,
 }
 
+#[utoipa::path(get, path = "/datasets/{id}/documents/{document}/segments", tag = "segments", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::DocumentPath, crate::datasets::schemas::PageQuery, ("status" = Option<String>, Query, description = "Only segments in this status")),
+    responses((status = 200, body = crate::datasets::schemas::SegmentList), ServiceErrors))]
 async fn list(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -161,6 +170,9 @@ pub(super) async fn find(state: &AppState, document: &Document, segment: &str) -
         .ok_or_else(|| not_found("Segment not found."))
 }
 
+#[utoipa::path(get, path = "/datasets/{id}/documents/{document}/segments/{segment}", tag = "segments", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::SegmentPath),
+    responses((status = 200, body = crate::datasets::schemas::SegmentOne), ServiceErrors))]
 async fn get_one(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -181,7 +193,7 @@ async fn segment_response(
     Ok(Json(json!({"data": segment.json_with(&children), "doc_form": document.doc_form})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct SegmentChanges {
     content: Option<String>,
     answer: Option<String>,
@@ -191,11 +203,15 @@ struct SegmentChanges {
     regenerate_child_chunks: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct UpdateArgs {
     segment: Option<SegmentChanges>,
 }
 
+/// Edits a segment; it is re-indexed at once.
+#[utoipa::path(post, path = "/datasets/{id}/documents/{document}/segments/{segment}", tag = "segments", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::SegmentPath), request_body = UpdateArgs,
+    responses((status = 200, body = crate::datasets::schemas::SegmentOne), ServiceErrors))]
 async fn update(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -252,6 +268,9 @@ async fn update(
     segment_response(&state, &document, &segment).await
 }
 
+#[utoipa::path(delete, path = "/datasets/{id}/documents/{document}/segments/{segment}", tag = "segments", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::SegmentPath),
+    responses((status = 204, description = "Deleted"), ServiceErrors))]
 async fn delete(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -264,9 +283,6 @@ async fn delete(
 }
 
 /// The segment routes (mounted under `/v1`).
-pub fn service_routes() -> Router<AppState> {
-    Router::new().route("/datasets/{id}/documents/{document}/segments", post(create).get(list)).route(
-        "/datasets/{id}/documents/{document}/segments/{segment}",
-        get(get_one).post(update).delete(delete),
-    )
+pub fn service_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(get_one, update, delete))
 }

@@ -133,15 +133,21 @@ fn new_key() -> Result<String, DatasetsError> {
 }
 
 /// Fields of a dataset create request (Dify's names).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct CreateDataset {
+    /// 1 to 40 characters, unique in the workspace.
+    #[schema(required = true)]
     pub name: Option<String>,
+    /// At most 400 characters.
     #[serde(default)]
     pub description: Option<String>,
+    /// `economy`; `high_quality` needs an embedding provider (400 `provider_not_initialize`).
     #[serde(default)]
     pub indexing_technique: Option<String>,
+    /// `only_me` (default), `all_team_members` or `partial_members`.
     #[serde(default)]
     pub permission: Option<String>,
+    /// `vendor` (default); `external` is refused.
     #[serde(default)]
     pub provider: Option<String>,
     #[serde(default)]
@@ -153,7 +159,7 @@ pub struct CreateDataset {
 }
 
 /// Fields of a dataset update; absent fields stay as they are.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct UpdateDataset {
     pub name: Option<String>,
     pub description: Option<String>,

@@ -1,13 +1,13 @@
 //! Knowledge tags (Dify's §6.2 tag routes): a workspace's tags, their binding to datasets,
 //! and the tags a dataset carries.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::http::{ServiceKey, dataset_id, datasets};
@@ -15,6 +15,7 @@ use super::service::DatasetsError;
 use crate::accounts::repo::RepoError;
 use crate::http::AppState;
 use crate::http::error::{ApiError, JsonBody};
+use crate::http::openapi::ServiceErrors;
 use crate::infra::db::Db;
 use crate::on_db;
 
@@ -59,6 +60,8 @@ async fn tag_json(db: &Db, tenant: Uuid, id: Uuid) -> Result<Value, ApiError> {
     Ok(json!({"id": id, "name": name, "type": "knowledge", "binding_count": count.to_string()}))
 }
 
+#[utoipa::path(get, path = "/datasets/tags", tag = "tags", security(("dataset_api_key" = [])),
+    responses((status = 200, body = Vec<crate::datasets::schemas::Tag>), ServiceErrors))]
 async fn list(State(state): State<AppState>, key: ServiceKey) -> Result<Json<Value>, ApiError> {
     let sql = "SELECT t.id, t.name, (SELECT count(*) FROM tag_bindings b WHERE b.tag_id = t.id) \
                FROM tags t WHERE t.tenant_id = $1 AND t.type = 'knowledge' ORDER BY t.created_at";
@@ -72,7 +75,7 @@ async fn list(State(state): State<AppState>, key: ServiceKey) -> Result<Json<Val
     Ok(Json(Value::Array(tags)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct TagArgs {
     name: Option<String>,
     tag_id: Option<String>,
@@ -83,6 +86,8 @@ fn tag_id(raw: Option<&str>) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| tag_missing())
 }
 
+#[utoipa::path(post, path = "/datasets/tags", tag = "tags", security(("dataset_api_key" = [])), request_body = TagArgs,
+    responses((status = 200, body = crate::datasets::schemas::Tag), ServiceErrors))]
 async fn create(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -98,6 +103,8 @@ async fn create(
     Ok(Json(tag_json(&state.db, key.0.tenant_id, id).await?))
 }
 
+#[utoipa::path(patch, path = "/datasets/tags", tag = "tags", security(("dataset_api_key" = [])), request_body = TagArgs,
+    responses((status = 200, body = crate::datasets::schemas::Tag), ServiceErrors))]
 async fn rename(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -115,6 +122,8 @@ async fn rename(
     Ok(Json(tag_json(&state.db, key.0.tenant_id, id).await?))
 }
 
+#[utoipa::path(delete, path = "/datasets/tags", tag = "tags", security(("dataset_api_key" = [])), request_body = TagArgs,
+    responses((status = 204, description = "Deleted, with its bindings"), ServiceErrors))]
 async fn delete(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -131,7 +140,7 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct BindingArgs {
     tag_ids: Option<Vec<String>>,
     /// The legacy single-tag form of unbinding.
@@ -160,6 +169,8 @@ async fn binding_args(
     Ok((ids, dataset.id))
 }
 
+#[utoipa::path(post, path = "/datasets/tags/binding", tag = "tags", security(("dataset_api_key" = [])), request_body = BindingArgs,
+    responses((status = 204, description = "Bound"), ServiceErrors))]
 async fn bind(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -182,6 +193,8 @@ async fn bind(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/datasets/tags/unbinding", tag = "tags", security(("dataset_api_key" = [])), request_body = BindingArgs,
+    responses((status = 204, description = "Unbound"), ServiceErrors))]
 async fn unbind(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -196,6 +209,8 @@ async fn unbind(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/datasets/{id}/tags", tag = "tags", security(("dataset_api_key" = [])), params(crate::datasets::schemas::DatasetPath),
+    responses((status = 200, body = crate::datasets::schemas::DatasetTags), ServiceErrors))]
 async fn dataset_tags(
     State(state): State<AppState>,
     key: ServiceKey,
@@ -209,10 +224,10 @@ async fn dataset_tags(
 }
 
 /// The tag routes (mounted under `/v1`).
-pub fn service_routes() -> Router<AppState> {
-    Router::new()
-        .route("/datasets/tags", get(list).post(create).patch(rename).delete(delete))
-        .route("/datasets/tags/binding", post(bind))
-        .route("/datasets/tags/unbinding", post(unbind))
-        .route("/datasets/{id}/tags", get(dataset_tags))
+pub fn service_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create, rename, delete))
+        .routes(routes!(bind))
+        .routes(routes!(unbind))
+        .routes(routes!(dataset_tags))
 }

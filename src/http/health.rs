@@ -15,6 +15,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `GET /health`: the process is up. Never touches a dependency, so a slow database cannot
 /// make an orchestrator kill a healthy process.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "`{pid, status: ok, version}`", body = serde_json::Value)))]
 pub async fn health() -> Json<serde_json::Value> {
     Json(json!({ "pid": std::process::id(), "status": "ok", "version": crate::VERSION }))
 }
@@ -28,6 +30,9 @@ struct Check {
 }
 
 /// `GET /ready`: 200 when every dependency answers, else 503 naming each failing one.
+#[utoipa::path(get, path = "/ready", tag = "health",
+    responses((status = 200, description = "Every dependency answered: `{status, checks, queues?}`", body = serde_json::Value),
+        (status = 503, description = "`failing` names each dependency that did not answer", body = serde_json::Value)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let mut checks = Vec::new();
     let database = match tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()).await {

@@ -3,6 +3,7 @@
 pub mod client_ip;
 pub mod error;
 pub mod health;
+pub mod openapi;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::accounts::tokens::AuthStore;
 use crate::config::Settings;
@@ -110,6 +112,14 @@ pub fn router(state: AppState) -> Router {
         Router::new().fallback(not_found).layer(cors(&settings.server.web_api_cors_allow_origins, true));
     let service =
         crate::datasets::http::service_routes().fallback(not_found).layer(cors(&Origins::Any, false));
+    let (routes, api) = OpenApiRouter::new()
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .nest("/console/api", console)
+        .nest("/v1", service)
+        .merge(crate::datasets::files::routes())
+        .split_for_parts();
+    let api = openapi::finish(api);
 
     let version = HeaderValue::from_static(crate::VERSION);
     let env = HeaderValue::from_str(&settings.app.deploy_env)
@@ -118,13 +128,9 @@ pub fn router(state: AppState) -> Router {
         usize::try_from(u64::from(settings.server.max_body_mb.0) * 1024 * 1024).unwrap_or(usize::MAX);
     let timeout = settings.server.request_timeout.duration();
 
-    let mut app = Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .nest("/console/api", console)
+    let mut app = routes
         .nest("/api", web)
-        .nest("/v1", service)
-        .merge(crate::datasets::files::routes())
+        .merge(openapi::routes(api))
         .fallback(not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(body_limit))

@@ -61,7 +61,6 @@ pub async fn run(ctx: RoleContext, role: Role) -> Result<(), RoleError> {
     let db = state.db.clone();
     let worker_db = state.db.clone();
     let jobs = state.jobs.clone();
-    let app = http::router(state);
     let stop = shutdown::Shutdown::listen();
     // The API does not wait for the job store: it opens in the background (until then,
     // flows that enqueue answer 503). Standalone also runs the worker and the beat here.
@@ -86,6 +85,8 @@ pub async fn run(ctx: RoleContext, role: Role) -> Result<(), RoleError> {
             worked
         })
     };
+    // Built once the job store is already opening, so the two overlap.
+    let app = http::router(state);
     let served = http::serve(listener, app, stop.wait(), grace).await.map_err(RoleError::Serve);
     match worker.await {
         Ok(result) => result?,
