@@ -353,18 +353,58 @@ pub async fn segment_counts(db: &Db, document_id: Uuid) -> Result<(i64, i64), Re
     Ok((completed, total))
 }
 
+/// The sum of segment hits of each of these documents, in one query.
+pub async fn documents_hits(
+    db: &Db,
+    documents: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, i64>, RepoError> {
+    if documents.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!(
+        "SELECT document_id, COALESCE(SUM(hit_count), 0) FROM document_segments \
+         WHERE document_id IN ({}) GROUP BY document_id",
+        crate::infra::db::placeholders(1, documents.len())
+    );
+    let rows: Vec<(Uuid, i64)> = on_db!(db, pool => {
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for id in documents {
+            query = query.bind(*id);
+        }
+        query.fetch_all(pool).await?
+    });
+    Ok(rows.into_iter().collect())
+}
+
 /// The sum of a document's segment hits.
 pub async fn document_hits(db: &Db, document_id: Uuid) -> Result<i64, RepoError> {
     let sql = "SELECT COALESCE(SUM(hit_count), 0) FROM document_segments WHERE document_id = $1";
     Ok(on_db!(db, pool => sqlx::query_scalar::<_, i64>(sql).bind(document_id).fetch_one(pool).await?))
 }
 
-/// (documents, words, available documents) of a dataset.
-pub async fn dataset_stats(db: &Db, dataset_id: Uuid) -> Result<(i64, i64, i64), RepoError> {
-    let sql = "SELECT count(*), COALESCE(SUM(word_count), 0), \
-               COALESCE(SUM(CASE WHEN indexing_status = 'completed' AND enabled AND NOT archived THEN 1 ELSE 0 END), 0) \
-               FROM documents WHERE dataset_id = $1";
-    Ok(on_db!(db, pool => sqlx::query_as::<_, (i64, i64, i64)>(sql).bind(dataset_id).fetch_one(pool).await?))
+/// (documents, words, available documents) of each of these datasets, in one query
+/// (datasets without documents are absent).
+pub async fn dataset_stats(
+    db: &Db,
+    datasets: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, (i64, i64, i64)>, RepoError> {
+    if datasets.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!(
+        "SELECT dataset_id, count(*), COALESCE(SUM(word_count), 0), \
+         COALESCE(SUM(CASE WHEN indexing_status = 'completed' AND enabled AND NOT archived THEN 1 ELSE 0 END), 0) \
+         FROM documents WHERE dataset_id IN ({}) GROUP BY dataset_id",
+        crate::infra::db::placeholders(1, datasets.len())
+    );
+    let rows: Vec<(Uuid, i64, i64, i64)> = on_db!(db, pool => {
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for id in datasets {
+            query = query.bind(*id);
+        }
+        query.fetch_all(pool).await?
+    });
+    Ok(rows.into_iter().map(|(id, count, words, available)| (id, (count, words, available))).collect())
 }
 
 /// Segments of searchable documents that contain any of `keywords`, most matches first.

@@ -426,10 +426,9 @@ impl Documents<'_> {
     ) -> Result<(Vec<Value>, i64), DatasetsError> {
         let keyword = keyword.map(str::trim).filter(|k| !k.is_empty());
         let (documents, total) = repo::list_documents(self.db, dataset_id, keyword, page, limit).await?;
-        let mut out = Vec::with_capacity(documents.len());
-        for document in &documents {
-            out.push(document.json(repo::document_hits(self.db, document.id).await?));
-        }
+        let ids: Vec<Uuid> = documents.iter().map(|d| d.id).collect();
+        let hits = repo::documents_hits(self.db, &ids).await?;
+        let out = documents.iter().map(|d| d.json(hits.get(&d.id).copied().unwrap_or(0))).collect();
         Ok((out, total))
     }
 

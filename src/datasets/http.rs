@@ -63,18 +63,29 @@ pub(super) fn documents(state: &AppState) -> super::documents_service::Documents
 
 /// Dify's `DatasetDetail` of a dataset: its row, document counts and tags.
 pub(super) async fn dataset_json(state: &AppState, row: &DatasetRow) -> Result<Value, ApiError> {
-    let (documents, words, available) =
-        super::documents_repo::dataset_stats(&state.db, row.dataset.id).await.map_err(DatasetsError::from)?;
-    let stats = DatasetStats {
-        author_name: row.author_name.clone(),
-        document_count: documents,
-        word_count: words,
-        available_document_count: available,
-    };
-    let mut body = row.dataset.detail_json(&stats);
-    body["tags"] =
-        Value::Array(super::tags::of_dataset(&state.db, row.dataset.id).await.map_err(DatasetsError::from)?);
-    Ok(body)
+    Ok(datasets_json(state, std::slice::from_ref(row)).await?.pop().unwrap_or_default())
+}
+
+/// [`dataset_json`] of a page of datasets, with two queries for all of them (counts, tags).
+async fn datasets_json(state: &AppState, rows: &[DatasetRow]) -> Result<Vec<Value>, ApiError> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.dataset.id).collect();
+    let stats = super::documents_repo::dataset_stats(&state.db, &ids).await.map_err(DatasetsError::from)?;
+    let mut tags = super::tags::of_datasets(&state.db, &ids).await.map_err(DatasetsError::from)?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let (documents, words, available) = stats.get(&row.dataset.id).copied().unwrap_or_default();
+            let stats = DatasetStats {
+                author_name: row.author_name.clone(),
+                document_count: documents,
+                word_count: words,
+                available_document_count: available,
+            };
+            let mut body = row.dataset.detail_json(&stats);
+            body["tags"] = Value::Array(tags.remove(&row.dataset.id).unwrap_or_default());
+            body
+        })
+        .collect())
 }
 
 /// A path id that is not a UUID names no dataset.
@@ -144,10 +155,7 @@ async fn list(
     let tags = tag_ids(raw);
     let (rows, total) =
         datasets(state).list(tenant_id, query.keyword.as_deref(), tags.as_deref(), page, limit).await?;
-    let mut data: Vec<Value> = Vec::with_capacity(rows.len());
-    for row in &rows {
-        data.push(dataset_json(state, row).await?);
-    }
+    let data = datasets_json(state, &rows).await?;
     let has_more = i64::from(page) * i64::from(limit) < total;
     Ok(json!({"data": data, "has_more": has_more, "limit": limit, "total": total, "page": page}))
 }

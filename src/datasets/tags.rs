@@ -34,12 +34,31 @@ fn tag_missing() -> ApiError {
     ApiError::coded(StatusCode::NOT_FOUND, "not_found", "Tag not found.")
 }
 
-/// The tags bound to a dataset, as `[{id, name, type}]`.
-pub async fn of_dataset(db: &Db, dataset: Uuid) -> Result<Vec<Value>, RepoError> {
-    let sql = "SELECT t.id, t.name FROM tags t JOIN tag_bindings b ON b.tag_id = t.id WHERE b.target_id = $1 ORDER BY t.name";
-    let rows: Vec<(Uuid, String)> =
-        on_db!(db, pool => sqlx::query_as(sql).bind(dataset).fetch_all(pool).await?);
-    Ok(rows.into_iter().map(|(id, name)| json!({"id": id, "name": name, "type": "knowledge"})).collect())
+/// The tags bound to each of these datasets, as `[{id, name, type}]`, in one query.
+pub async fn of_datasets(
+    db: &Db,
+    datasets: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Vec<Value>>, RepoError> {
+    let mut out: std::collections::HashMap<Uuid, Vec<Value>> = std::collections::HashMap::new();
+    if datasets.is_empty() {
+        return Ok(out);
+    }
+    let sql = format!(
+        "SELECT b.target_id, t.id, t.name FROM tags t JOIN tag_bindings b ON b.tag_id = t.id \
+         WHERE b.target_id IN ({}) ORDER BY t.name",
+        crate::infra::db::placeholders(1, datasets.len())
+    );
+    let rows: Vec<(Uuid, Uuid, String)> = on_db!(db, pool => {
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for id in datasets {
+            query = query.bind(*id);
+        }
+        query.fetch_all(pool).await?
+    });
+    for (dataset, id, name) in rows {
+        out.entry(dataset).or_default().push(json!({"id": id, "name": name, "type": "knowledge"}));
+    }
+    Ok(out)
 }
 
 fn check_name(name: Option<&str>) -> Result<String, ApiError> {
@@ -217,7 +236,11 @@ async fn dataset_tags(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let dataset = datasets(&state).get_for_api(key.0.tenant_id, dataset_id(&id)?).await?.dataset;
-    let tags = of_dataset(&state.db, dataset.id).await.map_err(DatasetsError::from)?;
+    let tags = of_datasets(&state.db, &[dataset.id])
+        .await
+        .map_err(DatasetsError::from)?
+        .remove(&dataset.id)
+        .unwrap_or_default();
     let data: Vec<Value> = tags.iter().map(|t| json!({"id": t["id"], "name": t["name"]})).collect();
     let total = data.len();
     Ok(Json(json!({"data": data, "total": total})))
