@@ -561,6 +561,54 @@ async fn metadata_flow(stack: &Stack) {
     assert_eq!(status, 200);
     let (_, listed) = stack.v1(Method::GET, &metadata, Some(&key), None).await;
     assert_eq!(listed["built_in_field_enabled"], true, "{listed}");
+
+    // Enabled, every document carries the built-in values; setting values keeps them.
+    let built_ins = |detail: &Value| -> serde_json::Map<String, Value> {
+        detail["doc_metadata"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["id"] == "built-in")
+            .filter_map(|v| Some((v["name"].as_str()?.to_owned(), v["value"].clone())))
+            .collect()
+    };
+    let document_path = format!("/datasets/{ds}/documents/{doc}");
+    let (_, detail) = stack.v1(Method::GET, &document_path, Some(&key), None).await;
+    let values = built_ins(&detail);
+    assert_eq!(
+        (values["document_name"].as_str(), values["uploader"].as_str(), values["source"].as_str()),
+        (Some("Policy"), Some("Owner"), Some("file_upload")),
+        "{detail}"
+    );
+    assert_eq!(values["upload_date"], detail["created_at"], "{detail}");
+    assert!(values["last_update_date"].is_i64(), "{detail}");
+    let values = json!([{"id": year["id"], "name": "year", "value": 2025}]);
+    stack
+        .v1(Method::POST, &format!("/datasets/{ds}/documents/metadata"), Some(&key), Some(set(values)))
+        .await;
+    let (_, detail) = stack.v1(Method::GET, &document_path, Some(&key), None).await;
+    assert_eq!(built_ins(&detail).len(), 5, "a full replace keeps the built-in values: {detail}");
+    let (_, found) = stack
+        .v1(
+            Method::POST,
+            &format!("/datasets/{ds}/retrieve"),
+            Some(&key),
+            Some(json!({"query": "remote work"})),
+        )
+        .await;
+    let shown = &found["records"][0]["segment"]["document"]["doc_metadata"];
+    assert_eq!((shown["document_name"].as_str(), &shown["year"]), (Some("Policy"), &json!(2025)), "{found}");
+    let body = json!({"name": "Later", "text": "Added after enabling."});
+    let (_, later) = stack
+        .v1(Method::POST, &format!("/datasets/{ds}/document/create-by-text"), Some(&key), Some(body))
+        .await;
+    assert_eq!(built_ins(&later["document"])["document_name"], "Later", "a new document gets them: {later}");
+
+    let (status, _) = stack.v1(Method::POST, &format!("{metadata}/built-in/disable"), Some(&key), None).await;
+    assert_eq!(status, 200);
+    let (_, detail) = stack.v1(Method::GET, &document_path, Some(&key), None).await;
+    assert!(built_ins(&detail).is_empty(), "{detail}");
+    assert_eq!(detail["doc_metadata"].as_array().map(Vec::len), Some(1), "other values stay: {detail}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

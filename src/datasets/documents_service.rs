@@ -351,6 +351,11 @@ impl Documents<'_> {
             doc_metadata: None,
         };
         repo::insert_document(self.db, &document).await?;
+        let mut document = document;
+        if dataset.built_in_field_enabled {
+            super::metadata::refresh_built_in(self.db, document.id, true).await?;
+            document = repo::find_document_by_id(self.db, document.id).await?.unwrap_or(document);
+        }
         if let Err(error) = queue_indexing(jobs, document.id).await {
             // The document records why it will not be indexed; re-creating it is the client's call.
             repo::fail(self.db, document.id, &error.to_string(), Utc::now()).await?;
@@ -506,6 +511,9 @@ impl Documents<'_> {
             reset,
         };
         repo::update_document(self.db, &document, &change, now).await?;
+        if dataset.built_in_field_enabled {
+            super::metadata::refresh_built_in(self.db, document.id, true).await?;
+        }
         if let (Some(_), Some(old)) = (&file, document.upload_file_id)
             && let Err(error) = cleanup::remove_files(self.db, self.storage, &[old]).await
         {

@@ -256,7 +256,42 @@ async fn switch_built_in(
     };
     dataset.updated_at = Utc::now();
     dataset_repo::update_dataset(&state.db, &dataset).await.map_err(repo_error)?;
+    for (document, _) in document_values(&state.db, dataset.id).await.map_err(repo_error)? {
+        refresh_built_in(&state.db, document, dataset.built_in_field_enabled).await.map_err(repo_error)?;
+    }
     Ok(Json(json!({"result": "success"})))
+}
+
+/// The `id` Dify gives built-in values in a document's `doc_metadata`.
+const BUILT_IN_ID: &str = "built-in";
+
+/// Rewrites a document's built-in values: its name, uploader, upload and update times and
+/// source when `enabled`, none otherwise (the dataset's switch). Other values stay.
+pub async fn refresh_built_in(db: &Db, document: Uuid, enabled: bool) -> Result<(), RepoError> {
+    let sql = "SELECT d.name, a.name, d.created_at, d.updated_at, d.data_source_type, d.doc_metadata \
+               FROM documents d LEFT JOIN accounts a ON a.id = d.created_by WHERE d.id = $1";
+    type Row = (String, Option<String>, DateTime<Utc>, DateTime<Utc>, String, Option<String>);
+    let row: Option<Row> = on_db!(db, pool => sqlx::query_as(sql).bind(document).fetch_optional(pool).await?);
+    let Some((name, uploader, created, updated, source, raw)) = row else {
+        return Ok(());
+    };
+    let mut values = values_of(raw.as_deref());
+    values.retain(|v| v["id"] != BUILT_IN_ID);
+    if enabled {
+        // Dify's MetadataDataSource names upload_file documents `file_upload`.
+        let source = if source == "upload_file" { "file_upload".to_owned() } else { source };
+        let built_in = [
+            ("document_name", json!(name)),
+            ("uploader", json!(uploader.unwrap_or_default())),
+            ("upload_date", json!(created.timestamp())),
+            ("last_update_date", json!(updated.timestamp())),
+            ("source", json!(source)),
+        ];
+        for ((field, value), (_, kind)) in built_in.into_iter().zip(BUILT_IN) {
+            values.push(json!({"id": BUILT_IN_ID, "name": field, "type": kind, "value": value}));
+        }
+    }
+    set_document_values(db, document, &Value::Array(values)).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -279,9 +314,8 @@ struct Operations {
     operation_data: Vec<Operation>,
 }
 
-/// Sets documents' values: the given list replaces the document's values, or with
-/// `partial_update` is merged into them.
-/// Sets documents' metadata values (replacing them, or merging with `partial_update`).
+/// Sets documents' metadata values: the given list replaces the document's values (the
+/// built-in ones stay), or with `partial_update` is merged into them.
 #[utoipa::path(post, path = "/datasets/{id}/documents/metadata", tag = "metadata", security(("dataset_api_key" = [])),
     params(crate::datasets::schemas::DatasetPath), request_body = Operations,
     responses((status = 200, body = Success), ServiceErrors))]
@@ -298,8 +332,10 @@ async fn update_documents(
         let document_id = Uuid::parse_str(&operation.document_id)
             .map_err(|_| ApiError::from(DatasetsError::DocumentNotFound))?;
         let document = service.get(dataset.id, document_id).await?;
-        let mut values =
-            if operation.partial_update { values_of(document.doc_metadata.as_deref()) } else { Vec::new() };
+        let mut values = values_of(document.doc_metadata.as_deref());
+        if !operation.partial_update {
+            values.retain(|v| v["id"] == BUILT_IN_ID);
+        }
         for item in operation.metadata_list {
             let field = defined
                 .iter()
