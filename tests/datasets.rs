@@ -897,3 +897,64 @@ async fn the_beat_sweeps_orphaned_upload_files() {
     assert_eq!(found["records"].as_array().map(Vec::len), Some(1), "{found}");
     assert!(stack.server.log().contains("swept orphaned upload files"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_download_as_one_zip() {
+    use reqwest::Method;
+    use std::io::Read;
+    let stack = Stack::start(None).await;
+    let mut owner = stack.owner().await;
+    let key = new_key(&mut owner).await;
+    let (_, dataset) = stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Zip"}))).await;
+    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let mut ids = Vec::new();
+    for text in ["First notes.", "Second notes."] {
+        let body = json!({"name": "Notes", "text": text, "indexing_technique": "economy"});
+        let (_, created) = stack
+            .v1(Method::POST, &format!("/datasets/{ds}/document/create-by-text"), Some(&key), Some(body))
+            .await;
+        ids.push(created["document"]["id"].as_str().expect("doc").to_owned());
+    }
+    let zip_path = format!("/datasets/{ds}/documents/download-zip");
+    let response = common::http()
+        .post(format!("{}/v1{zip_path}", stack.url))
+        .header("Authorization", format!("Bearer {key}"))
+        .json(&json!({"document_ids": ids}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/zip");
+    let bytes = response.bytes().await.expect("body");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("a zip");
+    let mut files = Vec::new();
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).expect("entry");
+        let mut text = String::new();
+        entry.read_to_string(&mut text).expect("text");
+        files.push((entry.name().expect("entry name").to_string(), text));
+    }
+    assert_eq!(
+        files,
+        [
+            ("Notes.txt".to_owned(), "First notes.".to_owned()),
+            ("Notes (2).txt".to_owned(), "Second notes.".to_owned())
+        ]
+    );
+
+    let too_many: Vec<String> = (0..101).map(|_| ids[0].clone()).collect();
+    for (body, status, code) in [
+        (json!({"document_ids": []}), 400, "invalid_param"),
+        (json!({}), 400, "invalid_param"),
+        (json!({"document_ids": too_many}), 400, "invalid_param"),
+        (json!({"document_ids": ["0b2c8a3e-59a4-4bde-a6c3-1f0e5d7c9a11"]}), 404, "not_found"),
+    ] {
+        let (got, answer) = stack.v1(Method::POST, &zip_path, Some(&key), Some(body.clone())).await;
+        assert_eq!((got, answer["code"].as_str()), (status, Some(code)), "{body}: {answer}");
+    }
+    let mut other = stack.other_owner().await;
+    let other_key = new_key(&mut other).await;
+    let (status, _) =
+        stack.v1(Method::POST, &zip_path, Some(&other_key), Some(json!({"document_ids": ids}))).await;
+    assert_eq!(status, 404, "another tenant's key");
+}

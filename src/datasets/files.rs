@@ -21,7 +21,7 @@ use super::documents_repo as repo;
 use super::http::{ServiceKey, dataset_id, datasets, documents};
 use super::service::DatasetsError;
 use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, JsonBody};
 use crate::http::openapi::{ErrorBody, ServiceErrors};
 
 fn signature(secret: &str, id: Uuid, timestamp: &str, nonce: &str) -> Option<String> {
@@ -110,9 +110,93 @@ async fn download(
     Ok(Json(json!({"url": signed_url(&state, file)?})))
 }
 
-/// The download route (mounted under `/v1`).
+/// Documents to put in one zip.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+struct ZipArgs {
+    /// 1 to 100 document ids of the dataset.
+    document_ids: Option<Vec<String>>,
+}
+
+/// Dify's limit of documents per zip.
+const MAX_ZIP_DOCUMENTS: usize = 100;
+
+/// `POST /v1/datasets/{id}/documents/download-zip`: the documents' files in one zip, each
+/// under its upload name (a repeated name gets ` (2)`, ` (3)`, … before its extension).
+#[utoipa::path(post, path = "/datasets/{id}/documents/download-zip", tag = "documents", security(("dataset_api_key" = [])),
+    params(crate::datasets::schemas::DatasetPath), request_body = ZipArgs,
+    responses((status = 200, description = "A zip of the files (`documents.zip`)", content_type = "application/zip", body = Vec<u8>),
+        ServiceErrors))]
+async fn download_zip(
+    State(state): State<AppState>,
+    key: ServiceKey,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ZipArgs>,
+) -> Result<Response, ApiError> {
+    let dataset = datasets(&state).get_for_api(key.0.tenant_id, dataset_id(&id)?).await?.dataset;
+    let invalid = |message: String| ApiError::from(DatasetsError::InvalidParam(message));
+    let ids = body
+        .document_ids
+        .filter(|ids| !ids.is_empty())
+        .ok_or_else(|| invalid("document_ids is required.".into()))?;
+    if ids.len() > MAX_ZIP_DOCUMENTS {
+        return Err(invalid(format!("At most {MAX_ZIP_DOCUMENTS} documents can be downloaded at once.")));
+    }
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(ids.len());
+    let mut taken = std::collections::HashSet::new();
+    for raw in &ids {
+        let document = Uuid::parse_str(raw).map_err(|_| ApiError::from(DatasetsError::DocumentNotFound))?;
+        let document = documents(&state).get(dataset.id, document).await?;
+        let file_id = document.upload_file_id.ok_or(DatasetsError::DocumentNotFound)?;
+        let missing = || ApiError::coded(StatusCode::NOT_FOUND, "not_found", "File not found.");
+        let file = repo::find_upload_file(&state.db, file_id)
+            .await
+            .map_err(DatasetsError::from)?
+            .ok_or_else(missing)?;
+        let bytes = state.storage.operator().read(&file.storage_key).await.map_err(|_| missing())?.to_vec();
+        entries.push((unique_name(&file.name, &mut taken), bytes));
+    }
+    // Compression is CPU work: keep it off the async workers.
+    let zipped = tokio::task::spawn_blocking(move || zip_entries(entries))
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|_| ApiError::Internal)?;
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/zip")
+        .header(header::CONTENT_DISPOSITION, "attachment; filename=\"documents.zip\"")
+        .body(Body::from(zipped))
+        .map_err(|_| ApiError::Internal)
+}
+
+/// `name`, or `name (2).ext`, `name (3).ext`, … when already in the zip.
+fn unique_name(name: &str, taken: &mut std::collections::HashSet<String>) -> String {
+    let (stem, extension) = match name.rsplit_once('.') {
+        Some((stem, extension)) if !stem.is_empty() => (stem, format!(".{extension}")),
+        _ => (name, String::new()),
+    };
+    let mut candidate = name.to_owned();
+    let mut n = 1;
+    while !taken.insert(candidate.clone()) {
+        n += 1;
+        candidate = format!("{stem} ({n}){extension}");
+    }
+    candidate
+}
+
+fn zip_entries(entries: Vec<(String, Vec<u8>)>) -> zip::result::ZipResult<Vec<u8>> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, bytes) in entries {
+        writer.start_file(name, options)?;
+        writer.write_all(&bytes)?;
+    }
+    Ok(writer.finish()?.into_inner())
+}
+
+/// The download routes (mounted under `/v1`).
 pub fn service_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(download))
+    OpenApiRouter::new().routes(routes!(download)).routes(routes!(download_zip))
 }
 
 /// The file preview route (mounted at the root, as Dify serves `/files`).
