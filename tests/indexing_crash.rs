@@ -6,64 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::knowledge::{PASSWORD, new_key, v1, wait_indexed_at};
-use common::{Browser, KilnProcess, PgDatabase, kiln, workdir};
+use common::knowledge::{Compose, compose, v1, wait_indexed_at, worker};
 use serde_json::json;
-
-fn worker(dir: &std::path::Path, env: &[(String, String)]) -> KilnProcess {
-    let mut command = kiln(dir);
-    command.arg("worker").envs(env.iter().cloned());
-    let mut process = KilnProcess::spawn(command);
-    process.wait_for_log("kiln worker is consuming", Duration::from_secs(60));
-    process
-}
-
-/// The compose layout without its workers: PostgreSQL, Redis, an API process, a signed-in
-/// owner with a dataset key, and an empty dataset.
-struct Compose {
-    db: PgDatabase,
-    env: Vec<(String, String)>,
-    dir: tempfile::TempDir,
-    api: KilnProcess,
-    url: String,
-    owner: Browser,
-    key: String,
-    ds: String,
-}
-
-async fn compose() -> Compose {
-    let db = PgDatabase::create().await;
-    let unique = uuid::Uuid::new_v4().simple().to_string();
-    let mut env = db.env();
-    env.extend(
-        [
-            ("REDIS_HOST", "127.0.0.1".to_owned()),
-            ("REDIS_KEY_PREFIX", format!("kiln-test-{unique}:")),
-            ("KILN_QUEUE_PREFIX", format!("kiln-test-{unique}")),
-            ("KILN_JOB_LEASE_SECONDS", "2".to_owned()),
-            ("CELERY_QUEUES", "dataset".to_owned()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
-    // The processes share the storage directory, as the compose services share a volume.
-    let dir = workdir();
-    let mut migrate = kiln(dir.path());
-    migrate.arg("upgrade-db").envs(env.iter().cloned());
-    assert!(migrate.status().expect("upgrade-db").success());
-    let mut api = kiln(dir.path());
-    api.env("MODE", "api").envs(env.iter().cloned());
-    let mut api = KilnProcess::spawn(api);
-    let url = api.wait_until_serving();
-    let mut owner = Browser::new(&url);
-    let setup = json!({"email": "owner@example.com", "name": "Owner", "password": PASSWORD});
-    assert_eq!(owner.post("/console/api/setup", setup).await.0, 201);
-    assert_eq!(owner.login("owner@example.com", PASSWORD).await.0, 200);
-    let key = new_key(&mut owner).await;
-    let (_, dataset) =
-        v1(&url, reqwest::Method::POST, "/datasets", Some(&key), Some(json!({"name": "Big"}))).await;
-    let ds = dataset["id"].as_str().expect("id").to_owned();
-    Compose { db, env, dir, api, url, owner, key, ds }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_indexing_leaves_the_document_to_the_next_one_without_duplicates() {
