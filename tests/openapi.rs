@@ -1,12 +1,14 @@
 //! The OpenAPI document against the real binary: every operation in it is a route the
 //! server answers (not its 404/405 fallback), it is well formed (unique operation ids,
 //! declared path parameters), and real responses of a Knowledge API session validate
-//! against the schemas it gives for them.
+//! against the schemas it gives for them. It also drives the tenant-isolation check over
+//! every `/v1` operation.
 
 mod common;
 
 use common::knowledge::{Stack, new_key, wait_indexed};
 use reqwest::Method;
+use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
@@ -225,4 +227,111 @@ async fn knowledge_api_responses_match_the_spec() {
     partial["document_count"] = json!("three");
     let errors = violations(&spec, "post", "/v1/datasets", 200, &partial);
     assert!(errors.iter().any(|e| e.contains("document_count")), "{errors:?}");
+}
+
+/// Every `/v1` operation, driven from the spec, with another workspace's key on this
+/// workspace's real ids: 404 each time, and nothing of it changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_workspace_reaches_nothing_on_any_v1_route() {
+    let stack = Stack::start(None).await;
+    let spec = spec(&stack).await;
+    let mut owner = stack.owner().await;
+    let key = new_key(&mut owner).await;
+    let mine = |method: Method, path: String, body: Option<Value>| {
+        let key = key.clone();
+        let stack = &stack;
+        async move { stack.v1(method, &path, Some(&key), body).await }
+    };
+    let (_, dataset) = mine(Method::POST, "/datasets".into(), Some(json!({"name": "Private"}))).await;
+    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let rule = json!({"mode": "hierarchical", "rules": {"segmentation": {"separator": "\n\n", "max_tokens": 200},
+        "subchunk_segmentation": {"separator": "\n", "max_tokens": 50}}});
+    let body = json!({"name": "Secret", "text": "Vault code lives here.\nSecond line.", "indexing_technique": "economy", "process_rule": rule});
+    let (_, created) =
+        mine(Method::POST, format!("/datasets/{ds}/document/create-by-text"), Some(body)).await;
+    let doc = created["document"]["id"].as_str().expect("doc").to_owned();
+    let batch = created["batch"].as_str().expect("batch").to_owned();
+    wait_indexed(&stack, &key, &ds, &batch).await;
+    let (_, segments) = mine(Method::GET, format!("/datasets/{ds}/documents/{doc}/segments"), None).await;
+    let seg = segments["data"][0]["id"].as_str().expect("segment").to_owned();
+    let child = segments["data"][0]["child_chunks"][0]["id"].as_str().expect("child").to_owned();
+    let (_, field) = mine(
+        Method::POST,
+        format!("/datasets/{ds}/metadata"),
+        Some(json!({"type": "string", "name": "owner"})),
+    )
+    .await;
+    let field_id = field["id"].as_str().expect("field").to_owned();
+    let (_, tag) = mine(Method::POST, "/datasets/tags".into(), Some(json!({"name": "private"}))).await;
+    let tag_id = tag["id"].as_str().expect("tag").to_owned();
+
+    let mut other = stack.other_owner().await;
+    let other_key = new_key(&mut other).await;
+    let body = json!({
+        "name": "Taken", "text": "Overwritten", "content": "Overwritten", "query": "vault",
+        "segment": {"content": "Overwritten"}, "segments": [{"content": "Overwritten"}],
+        "document_ids": [doc], "type": "string", "tag_id": tag_id, "tag_ids": [tag_id], "target_id": ds,
+        "operation_data": [{"document_id": doc, "metadata_list": [{"id": field_id, "name": "owner", "value": "them"}]}],
+    });
+    let mut tried = 0;
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        let Some(route) = path.strip_prefix("/v1") else { continue };
+        for method in METHODS {
+            let Some(operation) = item.get(method) else { continue };
+            // Lists of the caller's own workspace are not about this workspace's data.
+            if matches!((method, route), ("get" | "post", "/datasets") | ("get" | "post", "/datasets/tags")) {
+                continue;
+            }
+            let concrete = route
+                .replace("{id}", &ds)
+                .replace("{document}", &doc)
+                .replace("{batch}", &batch)
+                .replace("{segment}", &seg)
+                .replace("{child}", &child)
+                .replace("{field}", &field_id)
+                .replace("{action}", if route.contains("/status/") { "disable" } else { "enable" });
+            let mut request = common::http()
+                .request(
+                    method.to_uppercase().parse().expect("method"),
+                    format!("{}/v1{concrete}", stack.url),
+                )
+                .bearer_auth(&other_key);
+            let multipart = operation["requestBody"]["content"].get("multipart/form-data").is_some();
+            request = if multipart {
+                let form = Form::new()
+                    .part("file", Part::bytes(b"Overwritten".to_vec()).file_name("x.txt"))
+                    .text("data", json!({"process_rule": {"mode": "automatic"}}).to_string());
+                request.multipart(form)
+            } else {
+                request.json(&body)
+            };
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let answer: Value = response.json().await.unwrap_or(Value::Null);
+            assert_eq!(
+                (status, answer["code"].as_str()),
+                (404, Some("not_found")),
+                "{method} {path}: {answer}"
+            );
+            tried += 1;
+        }
+    }
+    assert!(tried >= 40, "{tried} operations tried");
+
+    // Nothing changed.
+    let (status, detail) = mine(Method::GET, format!("/datasets/{ds}/documents/{doc}"), None).await;
+    assert_eq!(
+        (status, detail["name"].as_str(), detail["enabled"].as_bool()),
+        (200, Some("Secret"), Some(true))
+    );
+    let (_, segment) =
+        mine(Method::GET, format!("/datasets/{ds}/documents/{doc}/segments/{seg}"), None).await;
+    assert_eq!(segment["data"]["content"], segments["data"][0]["content"]);
+    assert_eq!(segment["data"]["child_chunks"].as_array().map(Vec::len), Some(2), "{segment}");
+    let (_, tags) = mine(Method::GET, format!("/datasets/{ds}/tags"), None).await;
+    assert_eq!(tags["total"], 0, "no tag was bound by the other workspace: {tags}");
+    let (_, fields) = mine(Method::GET, format!("/datasets/{ds}/metadata"), None).await;
+    assert_eq!(fields["doc_metadata"][0]["name"], "owner");
+    let (_, theirs) = stack.v1(Method::GET, "/datasets", Some(&other_key), None).await;
+    assert_eq!(theirs["total"], 0);
 }
