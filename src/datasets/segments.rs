@@ -13,7 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::child_chunks_repo as child_repo;
-use super::documents::{Document, Segment};
+use super::documents::{ChildChunk, Document, Segment};
 use super::documents_repo;
 use super::http::{ListQuery, ServiceKey, dataset_id, datasets, documents, paging};
 use super::indexing::{self, Hierarchy};
@@ -62,6 +62,14 @@ async fn hierarchy(state: &AppState, document: &Document) -> Result<Option<Hiera
         full_doc: false,
         children: text::Splitting { separator: Some("\\n".into()), max_tokens: 200, chunk_overlap: 0 },
     })))
+}
+
+/// The child chunks of these segments; none (and no query) for a plain text document.
+async fn children(state: &AppState, document: &Document, ids: &[Uuid]) -> Result<Vec<ChildChunk>, ApiError> {
+    if document.doc_form != "hierarchical_model" {
+        return Ok(Vec::new());
+    }
+    Ok(child_repo::for_segments(&state.db, ids).await.map_err(DatasetsError::from)?)
 }
 
 fn children_of(content: &str, hierarchy: Option<&Hierarchy>) -> Vec<String> {
@@ -120,7 +128,7 @@ async fn create(
         .await
         .map_err(DatasetsError::from)?;
     let created = repo::find_many(&state.db, document.id, &ids).await.map_err(DatasetsError::from)?;
-    let children = child_repo::for_segments(&state.db, &ids).await.map_err(DatasetsError::from)?;
+    let children = children(&state, &document, &ids).await?;
     Ok(Json(json!({
         "data": created.iter().map(|s| s.json_with(&children)).collect::<Vec<_>>(),
         "doc_form": document.doc_form,
@@ -151,7 +159,7 @@ async fn list(
         .await
         .map_err(DatasetsError::from)?;
     let ids: Vec<Uuid> = rows.iter().map(|s| s.id).collect();
-    let children = child_repo::for_segments(&state.db, &ids).await.map_err(DatasetsError::from)?;
+    let children = children(&state, &document, &ids).await?;
     Ok(Json(json!({
         "data": rows.iter().map(|s| s.json_with(&children)).collect::<Vec<_>>(),
         "doc_form": document.doc_form,
@@ -189,7 +197,7 @@ async fn segment_response(
     document: &Document,
     segment: &Segment,
 ) -> Result<Json<Value>, ApiError> {
-    let children = child_repo::for_segments(&state.db, &[segment.id]).await.map_err(DatasetsError::from)?;
+    let children = children(state, document, &[segment.id]).await?;
     Ok(Json(json!({"data": segment.json_with(&children), "doc_form": document.doc_form})))
 }
 
@@ -248,12 +256,7 @@ async fn update(
         .then(|| children_of(&segment.content, hierarchy.as_ref()));
     let children: Vec<String> = match &regenerated {
         Some(children) => children.clone(),
-        None => child_repo::for_segments(&state.db, &[segment.id])
-            .await
-            .map_err(DatasetsError::from)?
-            .into_iter()
-            .map(|c| c.content)
-            .collect(),
+        None => children(&state, &document, &[segment.id]).await?.into_iter().map(|c| c.content).collect(),
     };
     let index = text::segment_index(
         &segment.content,
