@@ -31,11 +31,12 @@ pub async fn remove_files(db: &Db, storage: &Storage, ids: &[Uuid]) -> Result<us
         let Some(file) = repo::find_upload_file(db, *id).await.map_err(|e| e.to_string())? else {
             continue;
         };
-        match storage.operator().delete(&file.storage_key).await {
-            Ok(()) => {}
-            Err(error) if error.kind() == opendal::ErrorKind::NotFound => {}
-            Err(error) => return Err(format!("deleting {}: {error}", file.storage_key)),
-        }
+        // opendal's delete of a missing object succeeds, so a re-run after a crash goes on.
+        storage
+            .operator()
+            .delete(&file.storage_key)
+            .await
+            .map_err(|error| format!("deleting {}: {error}", file.storage_key))?;
         repo::delete_upload_file(db, *id).await.map_err(|e| e.to_string())?;
         removed += 1;
     }

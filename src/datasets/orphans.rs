@@ -84,11 +84,8 @@ pub async fn sweep(db: &Db, storage: &Storage, before: DateTime<Utc>) -> Result<
     let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
     swept.records = super::cleanup::remove_files(db, storage, &ids).await?;
     for key in orphaned_objects(db, storage, before).await? {
-        match storage.operator().delete(&key).await {
-            Ok(()) => swept.objects += 1,
-            Err(error) if error.kind() == opendal::ErrorKind::NotFound => {}
-            Err(error) => return Err(format!("deleting {key}: {error}")),
-        }
+        storage.operator().delete(&key).await.map_err(|error| format!("deleting {key}: {error}"))?;
+        swept.objects += 1;
     }
     Ok(swept)
 }
