@@ -67,7 +67,8 @@ macro_rules! reindex_segment {
             .bind($segment.id)
             .execute(&mut *$tx)
             .await?;
-        super::segments_repo::insert_keywords!($tx, $segment.dataset_id, $segment.id, index.keywords);
+        let rows = super::segments_repo::keyword_rows($segment.id, &index.keywords);
+        super::segments_repo::insert_keywords!($tx, $segment.dataset_id, rows);
     }};
 }
 

@@ -301,8 +301,8 @@ pub async fn replace_segments(
     on_db!(db, pool => {
         let mut tx = pool.begin().await?;
         sqlx::query("DELETE FROM document_segments WHERE document_id = $1").bind(document.id).execute(&mut *tx).await?;
-        // Multi-row inserts: 500 segments of 17 values, 5,000 keywords of 3, under SQLite's and
-        // PostgreSQL's bind limits.
+        // Multi-row inserts: 500 segments of 17 values stay under SQLite's and PostgreSQL's
+        // bind limits.
         let rows: Vec<(Uuid, i32, &NewSegment)> =
             segments.iter().enumerate().map(|(index, s)| (Uuid::new_v4(), index as i32 + 1, s)).collect();
         for chunk in rows.chunks(500) {
@@ -326,13 +326,7 @@ pub async fn replace_segments(
         super::child_chunks_repo::insert_children!(tx, document, document.created_by, &children, now);
         let keywords: Vec<(Uuid, &String)> =
             rows.iter().flat_map(|(id, _, segment)| segment.keywords.iter().map(move |k| (*id, k))).collect();
-        for chunk in keywords.chunks(5000) {
-            let mut insert = sqlx::QueryBuilder::new("INSERT INTO segment_keywords (dataset_id, keyword, segment_id) ");
-            insert.push_values(chunk, |mut row, (id, keyword)| {
-                row.push_bind(document.dataset_id).push_bind(*keyword).push_bind(*id);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
+        super::segments_repo::insert_keywords!(tx, document.dataset_id, keywords);
         sqlx::query(
             "UPDATE documents SET indexing_status = 'completed', completed_at = $1, updated_at = $1, \
              word_count = $2, tokens = $3, indexing_latency = $4, error = NULL WHERE id = $5",

@@ -11,18 +11,25 @@ use crate::accounts::repo::RepoError;
 use crate::infra::db::Db;
 use crate::on_db;
 
-/// Writes a segment's keyword rows (after its old ones were removed).
+/// Writes keyword-index rows, `(segment id, keyword)` pairs of one dataset (after the
+/// segments' old rows were removed), in multi-row statements: 5,000 rows of 3 values stay
+/// under SQLite's and PostgreSQL's bind limits.
 macro_rules! insert_keywords {
-    ($tx:expr, $dataset:expr, $segment:expr, $keywords:expr) => {
-        for chunk in $keywords.chunks(200) {
+    ($tx:expr, $dataset:expr, $pairs:expr) => {
+        for chunk in $pairs.chunks(5000) {
             let mut insert =
                 sqlx::QueryBuilder::new("INSERT INTO segment_keywords (dataset_id, keyword, segment_id) ");
-            insert.push_values(chunk, |mut row, keyword| {
-                row.push_bind($dataset).push_bind(keyword).push_bind($segment);
+            insert.push_values(chunk, |mut row, (segment, keyword): &(Uuid, &String)| {
+                row.push_bind($dataset).push_bind(*keyword).push_bind(*segment);
             });
             insert.build().execute(&mut *$tx).await?;
         }
     };
+}
+
+/// A segment's keywords as index rows.
+pub(crate) fn keyword_rows(segment: Uuid, keywords: &[String]) -> Vec<(Uuid, &String)> {
+    keywords.iter().map(|k| (segment, k)).collect()
 }
 pub(crate) use insert_keywords;
 
@@ -58,9 +65,11 @@ pub async fn append(
             .bind(id.to_string()).bind(&segment.hash).bind(created_by).bind(now)
             .bind(&segment.search_text)
             .execute(&mut *tx).await?;
-            insert_keywords!(tx, document.dataset_id, id, segment.keywords);
             ids.push(id);
         }
+        let keywords: Vec<(Uuid, &String)> =
+            ids.iter().zip(segments).flat_map(|(id, s)| keyword_rows(*id, &s.keywords)).collect();
+        insert_keywords!(tx, document.dataset_id, keywords);
         let children: Vec<(Uuid, &[String])> =
             ids.iter().zip(segments).map(|(id, s)| (*id, s.children.as_slice())).collect();
         super::child_chunks_repo::insert_children!(tx, document, created_by, &children, now);
@@ -143,7 +152,7 @@ pub async fn update(
             super::child_chunks_repo::insert_children!(tx, document, segment.created_by, &pairs, now);
         }
         sqlx::query("DELETE FROM segment_keywords WHERE segment_id = $1").bind(segment.id).execute(&mut *tx).await?;
-        insert_keywords!(tx, segment.dataset_id, segment.id, keywords);
+        insert_keywords!(tx, segment.dataset_id, keyword_rows(segment.id, keywords));
         sqlx::query(REFRESH_COUNTS).bind(segment.document_id).bind(now).execute(&mut *tx).await?;
         tx.commit().await?;
     });
