@@ -6,11 +6,13 @@
 //! Usage: knowledge_bench --kiln target/release/kiln [--backend sqlite|postgres]
 //!        [--documents N] [--queries N] [--rep K] [--pg postgres://postgres@127.0.0.1:5432]
 
+#[path = "common.rs"]
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -115,45 +117,6 @@ async fn start(args: &Args, db_env: &[(String, String)]) -> Result<Server, Strin
     }
 }
 
-/// Sets up the owner, signs in and creates a dataset API key.
-async fn api_key(client: &reqwest::Client, url: &str) -> Result<String, String> {
-    let (email, password) = ("bench@example.com", "benchpass1");
-    let setup = client
-        .post(format!("{url}/console/api/setup"))
-        .json(&json!({"email": email, "name": "Bench", "password": password}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if setup.status() != 201 {
-        return Err(format!("setup answered {}", setup.status()));
-    }
-    let encoded = base64::engine::general_purpose::STANDARD.encode(password);
-    let login = client
-        .post(format!("{url}/console/api/login"))
-        .json(&json!({"email": email, "password": encoded}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut cookies = Vec::new();
-    let mut csrf = String::new();
-    for value in login.headers().get_all("set-cookie") {
-        let pair = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default().to_owned();
-        if let Some(token) = pair.strip_prefix("csrf_token=") {
-            csrf = token.to_owned();
-        }
-        cookies.push(pair);
-    }
-    let key = client
-        .post(format!("{url}/console/api/datasets/api-keys"))
-        .header("Cookie", cookies.join("; "))
-        .header("X-CSRF-Token", csrf)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let body: Value = key.json().await.map_err(|e| e.to_string())?;
-    body["token"].as_str().map(str::to_owned).ok_or_else(|| format!("no key: {body}"))
-}
-
 /// ~10 KB of text in ten paragraphs of distinct words.
 fn document(n: usize) -> String {
     (0..10)
@@ -199,7 +162,7 @@ async fn run(args: &Args) -> Result<(), String> {
 async fn measure(args: &Args, db_env: &[(String, String)]) -> Result<(), String> {
     let server = start(args, db_env).await?;
     let client = reqwest::Client::new();
-    let key = api_key(&client, &server.url).await?;
+    let key = common::api_key(&client, &server.url).await?;
     let v1 = |path: &str| format!("{}/v1{path}", server.url);
     let dataset: Value = client
         .post(v1("/datasets"))

@@ -21,6 +21,9 @@
 //!        [--datasets 20] [--pg postgres://postgres@127.0.0.1:5432] [--redis-host 127.0.0.1]
 //!        [--redis-port 6379] [--redis-db 0]
 
+#[path = "common.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -28,7 +31,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use base64::Engine;
 use serde_json::{Value, json};
 
 struct Args {
@@ -336,42 +338,6 @@ async fn startup(args: &Args, pg: &Deployment, client: &reqwest::Client) -> Resu
     Ok(())
 }
 
-/// Sets up the owner, signs in and creates a dataset API key.
-async fn api_key(client: &reqwest::Client, url: &str) -> Result<String> {
-    let (email, password) = ("bench@example.com", "benchpass1");
-    let setup = client
-        .post(format!("{url}/console/api/setup"))
-        .json(&json!({"email": email, "name": "Bench", "password": password}))
-        .send()
-        .await?;
-    if setup.status() != 201 {
-        bail!("setup answered {}", setup.status());
-    }
-    let encoded = base64::engine::general_purpose::STANDARD.encode(password);
-    let login = client
-        .post(format!("{url}/console/api/login"))
-        .json(&json!({"email": email, "password": encoded}))
-        .send()
-        .await?;
-    let mut cookies = Vec::new();
-    let mut csrf = String::new();
-    for value in login.headers().get_all("set-cookie") {
-        let pair = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default().to_owned();
-        if let Some(token) = pair.strip_prefix("csrf_token=") {
-            csrf = token.to_owned();
-        }
-        cookies.push(pair);
-    }
-    let key = client
-        .post(format!("{url}/console/api/datasets/api-keys"))
-        .header("Cookie", cookies.join("; "))
-        .header("X-CSRF-Token", csrf)
-        .send()
-        .await?;
-    let body: Value = key.json().await?;
-    body["token"].as_str().map(str::to_owned).ok_or_else(|| anyhow!("no key: {body}"))
-}
-
 /// What wrk printed, as figures.
 #[derive(Debug, Default)]
 struct WrkReport {
@@ -469,7 +435,7 @@ fn emit_wrk(variant: &str, report: &WrkReport, rep: u32) -> Result<()> {
 async fn http(args: &Args, wrk_bin: &str, pg: &Deployment, client: &reqwest::Client) -> Result<()> {
     let mut api = pg.spawn_http(args, "api")?;
     api.until_healthy(client).await?;
-    let key = api_key(client, &api.url).await?;
+    let key = common::api_key(client, &api.url).await.map_err(anyhow::Error::msg)?;
     for n in 1..=args.datasets {
         let response = client
             .post(format!("{}/v1/datasets", api.url))
