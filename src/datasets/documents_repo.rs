@@ -370,12 +370,6 @@ pub async fn documents_hits(
     Ok(rows.into_iter().collect())
 }
 
-/// The sum of a document's segment hits.
-pub async fn document_hits(db: &Db, document_id: Uuid) -> Result<i64, RepoError> {
-    let sql = "SELECT COALESCE(SUM(hit_count), 0) FROM document_segments WHERE document_id = $1";
-    Ok(on_db!(db, pool => sqlx::query_scalar::<_, i64>(sql).bind(document_id).fetch_one(pool).await?))
-}
-
 /// (documents, words, available documents) of each of these datasets, in one query
 /// (datasets without documents are absent).
 pub async fn dataset_stats(

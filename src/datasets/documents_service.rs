@@ -397,7 +397,8 @@ impl Documents<'_> {
 
     /// The detail JSON (`metadata=all|only|without`).
     pub async fn detail(&self, document: &Document, metadata: &str) -> Result<Value, DatasetsError> {
-        let hits = repo::document_hits(self.db, document.id).await?;
+        let hits =
+            repo::documents_hits(self.db, &[document.id]).await?.get(&document.id).copied().unwrap_or(0);
         let (_, segments) = repo::segment_counts(self.db, document.id).await?;
         let rule = match document.dataset_process_rule_id {
             Some(id) => repo::find_process_rule(self.db, id).await?.map_or(Value::Null, |r| {
