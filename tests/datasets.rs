@@ -91,6 +91,11 @@ async fn flow(stack: &Stack) {
         (Some(4), Some(true), Some(2))
     );
     assert_eq!(page["data"].as_array().map(Vec::len), Some(2));
+    let (_, last) = stack.v1(Method::GET, "/datasets?page=2&limit=2", Some(&key), None).await;
+    assert_eq!((last["total"].as_i64(), last["has_more"].as_bool()), (Some(4), Some(false)), "{last}");
+    // Past the last page there is no row to carry the total; it is still the count of all.
+    let (_, past) = stack.v1(Method::GET, "/datasets?page=9&limit=2", Some(&key), None).await;
+    assert_eq!((past["total"].as_i64(), past["data"].as_array().map(Vec::len)), (Some(4), Some(0)), "{past}");
     let (_, found) = stack.v1(Method::GET, "/datasets?keyword=hand", Some(&key), None).await;
     assert_eq!(found["total"], 1, "{found}");
     let (status, body) = stack.v1(Method::GET, "/datasets?limit=abc", Some(&key), None).await;
@@ -703,6 +708,12 @@ async fn tags_flow(stack: &Stack) {
         (Some(1), Some(1), Some(19)),
         "{detail}"
     );
+    // The list computes the same figures in its own query.
+    let (_, list) = stack.v1(Method::GET, "/datasets?limit=100", Some(&key), None).await;
+    let listed = list["data"].as_array().and_then(|all| all.iter().find(|d| d["id"] == ds)).expect("listed");
+    for field in ["document_count", "total_documents", "total_available_documents", "word_count", "tags"] {
+        assert_eq!(listed[field], detail[field], "{field}: {listed}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

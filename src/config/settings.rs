@@ -263,6 +263,9 @@ section! {
         pool_recycle: Seconds = "SQLALCHEMY_POOL_RECYCLE" => "3600";
         /// Seconds to wait for a free pooled connection before failing.
         pool_timeout: Seconds = "SQLALCHEMY_POOL_TIMEOUT" => "30";
+        /// Check each pooled connection with a round trip before handing it out. Off, as in
+        /// Dify: a dead connection then fails one query instead of costing every query a ping.
+        pool_pre_ping: bool = "SQLALCHEMY_POOL_PRE_PING" => "false";
         /// SQLite database file (empty: kiln.db inside KILN_DATA_DIR).
         sqlite_path: Option<PathBuf> = "KILN_SQLITE_PATH" => "";
     }

@@ -103,13 +103,13 @@ pub async fn list(
     let pattern = super::repo::like_pattern(keyword);
     let filter = "segment_id = $1 AND ($2 IS NULL OR lower(content) LIKE lower($2) ESCAPE '\\')";
     let sql = format!(
-        "SELECT {CHILD_CHUNK_COLUMNS} FROM child_chunks WHERE {filter} ORDER BY position LIMIT $3 OFFSET $4"
+        "SELECT {CHILD_CHUNK_COLUMNS} FROM child_chunks WHERE {filter} ORDER BY position {}",
+        crate::infra::db::page_clause(page, limit)
     );
     let count = format!("SELECT count(*) FROM child_chunks WHERE {filter}");
-    let offset = i64::from(page.saturating_sub(1)) * i64::from(limit);
     on_db!(db, pool => {
         let rows = sqlx::query_as::<_, ChildChunk>(sqlx::AssertSqlSafe(sql))
-            .bind(segment_id).bind(&pattern).bind(i64::from(limit)).bind(offset).fetch_all(pool).await?;
+            .bind(segment_id).bind(&pattern).fetch_all(pool).await?;
         let total = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count))
             .bind(segment_id).bind(&pattern).fetch_one(pool).await?;
         Ok((rows, total))

@@ -133,13 +133,13 @@ pub async fn list_documents(
     let pattern = super::repo::like_pattern(keyword);
     let filter = "dataset_id = $1 AND ($2 IS NULL OR lower(name) LIKE lower($2) ESCAPE '\\')";
     let sql = format!(
-        "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE {filter} ORDER BY position DESC LIMIT $3 OFFSET $4"
+        "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE {filter} ORDER BY position DESC {}",
+        crate::infra::db::page_clause(page, limit)
     );
     let count = format!("SELECT count(*) FROM documents WHERE {filter}");
-    let offset = i64::from(page.saturating_sub(1)) * i64::from(limit);
     on_db!(db, pool => {
         let rows = sqlx::query_as::<_, Document>(sqlx::AssertSqlSafe(sql))
-            .bind(dataset_id).bind(&pattern).bind(i64::from(limit)).bind(offset).fetch_all(pool).await?;
+            .bind(dataset_id).bind(&pattern).fetch_all(pool).await?;
         let total = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count))
             .bind(dataset_id).bind(&pattern).fetch_one(pool).await?;
         Ok((rows, total))
@@ -370,12 +370,12 @@ pub async fn documents_hits(
     Ok(rows.into_iter().collect())
 }
 
-/// (documents, words, available documents) of each of these datasets, in one query
-/// (datasets without documents are absent).
+/// The document figures of each of these datasets, in one query (datasets without documents
+/// are absent).
 pub async fn dataset_stats(
     db: &Db,
     datasets: &[Uuid],
-) -> Result<std::collections::HashMap<Uuid, (i64, i64, i64)>, RepoError> {
+) -> Result<std::collections::HashMap<Uuid, super::model::DocumentFigures>, RepoError> {
     if datasets.is_empty() {
         return Ok(Default::default());
     }
@@ -392,7 +392,12 @@ pub async fn dataset_stats(
         }
         query.fetch_all(pool).await?
     });
-    Ok(rows.into_iter().map(|(id, count, words, available)| (id, (count, words, available))).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(id, document_count, word_count, available_document_count)| {
+            (id, super::model::DocumentFigures { document_count, word_count, available_document_count })
+        })
+        .collect())
 }
 
 /// Segments of searchable documents that contain any of `keywords`, most matches first.

@@ -5,11 +5,12 @@ use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::model::DatasetStats;
+use super::model::DatasetDetail;
 use super::repo::DatasetRow;
 use super::service::{CreateDataset, Datasets, DatasetsError, KeyScope, UpdateDataset};
 use crate::accounts::http::ConsoleSession;
@@ -61,31 +62,30 @@ pub(super) fn documents(state: &AppState) -> super::documents_service::Documents
     super::documents_service::Documents { db: &state.db, storage: &state.storage, settings: &state.settings }
 }
 
-/// Dify's `DatasetDetail` of a dataset: its row, document counts and tags.
+/// Dify's `DatasetDetail` of a dataset: its row, document figures and tags.
 pub(super) async fn dataset_json(state: &AppState, row: &DatasetRow) -> Result<Value, ApiError> {
-    Ok(datasets_json(state, std::slice::from_ref(row)).await?.pop().unwrap_or_default())
+    let id = row.dataset.id;
+    let figures = super::documents_repo::dataset_stats(&state.db, &[id])
+        .await
+        .map_err(DatasetsError::from)?
+        .remove(&id)
+        .unwrap_or_default();
+    let tags = super::tags::of_datasets(&state.db, &[id]).await.map_err(DatasetsError::from)?.remove(&id);
+    let detail = row.dataset.detail(row.author_name.as_deref(), figures, tags.as_deref().unwrap_or_default());
+    serde_json::to_value(detail).map_err(|error| {
+        tracing::error!(%error, "could not serialise a dataset");
+        ApiError::Internal
+    })
 }
 
-/// [`dataset_json`] of a page of datasets, with two queries for all of them (counts, tags).
-async fn datasets_json(state: &AppState, rows: &[DatasetRow]) -> Result<Vec<Value>, ApiError> {
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.dataset.id).collect();
-    let stats = super::documents_repo::dataset_stats(&state.db, &ids).await.map_err(DatasetsError::from)?;
-    let mut tags = super::tags::of_datasets(&state.db, &ids).await.map_err(DatasetsError::from)?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let (documents, words, available) = stats.get(&row.dataset.id).copied().unwrap_or_default();
-            let stats = DatasetStats {
-                author_name: row.author_name.clone(),
-                document_count: documents,
-                word_count: words,
-                available_document_count: available,
-            };
-            let mut body = row.dataset.detail_json(&stats);
-            body["tags"] = Value::Array(tags.remove(&row.dataset.id).unwrap_or_default());
-            body
-        })
-        .collect())
+/// A page of datasets, serialised straight into the response.
+#[derive(serde::Serialize)]
+struct DatasetPage<'a> {
+    data: Vec<DatasetDetail<'a>>,
+    has_more: bool,
+    limit: u32,
+    total: i64,
+    page: u32,
 }
 
 /// A path id that is not a UUID names no dataset.
@@ -150,14 +150,22 @@ async fn list(
     tenant_id: Uuid,
     query: &ListQuery,
     raw: Option<&str>,
-) -> Result<Value, ApiError> {
+) -> Result<Response, ApiError> {
     let (page, limit) = paging(query)?;
-    let tags = tag_ids(raw);
+    let tag_filter = tag_ids(raw);
     let (rows, total) =
-        datasets(state).list(tenant_id, query.keyword.as_deref(), tags.as_deref(), page, limit).await?;
-    let data = datasets_json(state, &rows).await?;
+        datasets(state).list(tenant_id, query.keyword.as_deref(), tag_filter.as_deref(), page, limit).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|(row, _)| row.dataset.id).collect();
+    let tags = super::tags::of_datasets(&state.db, &ids).await.map_err(DatasetsError::from)?;
+    let data = rows
+        .iter()
+        .map(|(row, figures)| {
+            let tags = tags.get(&row.dataset.id).map(Vec::as_slice).unwrap_or_default();
+            row.dataset.detail(row.author_name.as_deref(), *figures, tags)
+        })
+        .collect();
     let has_more = i64::from(page) * i64::from(limit) < total;
-    Ok(json!({"data": data, "has_more": has_more, "limit": limit, "total": total, "page": page}))
+    Ok(Json(DatasetPage { data, has_more, limit, total, page }).into_response())
 }
 
 // ---- /v1 ----------------------------------------------------------------------------------
@@ -170,8 +178,8 @@ async fn v1_list(
     ServiceKey(key): ServiceKey,
     Query(query): Query<ListQuery>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(list(&state, key.tenant_id, &query, raw.as_deref()).await?))
+) -> Result<Response, ApiError> {
+    list(&state, key.tenant_id, &query, raw.as_deref()).await
 }
 
 #[utoipa::path(post, path = "/datasets", tag = "datasets", security(("dataset_api_key" = [])), request_body = CreateDataset,
@@ -307,8 +315,8 @@ async fn console_list(
     session: ConsoleSession,
     Query(query): Query<ListQuery>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(list(&state, session.membership.tenant.id, &query, raw.as_deref()).await?))
+) -> Result<Response, ApiError> {
+    list(&state, session.membership.tenant.id, &query, raw.as_deref()).await
 }
 
 #[utoipa::path(post, path = "/datasets", tag = "console datasets", security(("console_token" = [])), request_body = CreateDataset,

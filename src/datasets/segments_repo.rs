@@ -92,14 +92,13 @@ pub async fn list(
     let filter = "document_id = $1 AND ($2 IS NULL OR status = $2) \
                   AND ($3 IS NULL OR lower(content) LIKE lower($3) ESCAPE '\\')";
     let sql = format!(
-        "SELECT {SEGMENT_COLUMNS} FROM document_segments WHERE {filter} ORDER BY position LIMIT $4 OFFSET $5"
+        "SELECT {SEGMENT_COLUMNS} FROM document_segments WHERE {filter} ORDER BY position {}",
+        crate::infra::db::page_clause(page, limit)
     );
     let count = format!("SELECT count(*) FROM document_segments WHERE {filter}");
-    let offset = i64::from(page.saturating_sub(1)) * i64::from(limit);
     on_db!(db, pool => {
         let rows = sqlx::query_as::<_, Segment>(sqlx::AssertSqlSafe(sql))
-            .bind(document_id).bind(status).bind(&pattern).bind(i64::from(limit)).bind(offset)
-            .fetch_all(pool).await?;
+            .bind(document_id).bind(status).bind(&pattern).fetch_all(pool).await?;
         let total = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count))
             .bind(document_id).bind(status).bind(&pattern).fetch_one(pool).await?;
         Ok((rows, total))

@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::model::{ApiKey, Dataset, default_retrieval_model};
+use super::model::{ApiKey, Dataset, DocumentFigures, default_retrieval_model};
 use super::repo::{self, DatasetRow};
 use crate::accounts::model::Membership;
 use crate::accounts::repo::RepoError;
@@ -349,7 +349,7 @@ impl Datasets<'_> {
         tag_ids: Option<&[Uuid]>,
         page: u32,
         limit: u32,
-    ) -> Result<(Vec<DatasetRow>, i64), DatasetsError> {
+    ) -> Result<(Vec<(DatasetRow, DocumentFigures)>, i64), DatasetsError> {
         let keyword = keyword.map(str::trim).filter(|k| !k.is_empty());
         Ok(repo::list_datasets(self.db, tenant_id, keyword, tag_ids, page, limit).await?)
     }
