@@ -106,10 +106,17 @@ fn free_port() -> Result<u16> {
 
 /// Resident memory of a process, MiB, from /proc.
 fn rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmRSS:")
+}
+
+/// A memory field of /proc/PID/status (`VmRSS:`, `RssAnon:`), MiB. RssAnon is the process's
+/// own memory: RSS also counts the pages of the binary it has mapped, which every kiln
+/// process on the host shares through the page cache.
+fn status_mib(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
@@ -265,6 +272,12 @@ impl Proc {
     fn rss(&self) -> f64 {
         rss_mib(self.child.id())
     }
+
+    /// Emits the idle figures: RSS and its anonymous (not file-backed) part.
+    fn emit_idle(&self, variant: &str, rep: u32) {
+        emit(variant, "idle RSS", self.rss(), "MiB", rep);
+        emit(variant, "idle anonymous RSS", status_mib(self.child.id(), "RssAnon:"), "MiB", rep);
+    }
 }
 
 impl Drop for Proc {
@@ -306,7 +319,7 @@ async fn startup(args: &Args, pg: &Deployment, client: &reqwest::Client) -> Resu
             rep,
         );
         tokio::time::sleep(IDLE_AFTER).await;
-        emit("api, postgres+redis", "idle RSS", api.rss(), "MiB", rep);
+        api.emit_idle("api, postgres+redis", rep);
         drop(api);
 
         let mut all = standalone.spawn_http(args, "standalone")?;
@@ -318,7 +331,7 @@ async fn startup(args: &Args, pg: &Deployment, client: &reqwest::Client) -> Resu
             rep,
         );
         tokio::time::sleep(IDLE_AFTER).await;
-        emit("standalone, sqlite", "idle RSS", all.rss(), "MiB", rep);
+        all.emit_idle("standalone, sqlite", rep);
         drop(all);
 
         for (mode, marker) in [("worker", "kiln worker is consuming"), ("beat", "kiln beat is scheduling")] {
@@ -332,7 +345,7 @@ async fn startup(args: &Args, pg: &Deployment, client: &reqwest::Client) -> Resu
                 rep,
             );
             tokio::time::sleep(IDLE_AFTER).await;
-            emit(&format!("{mode}, postgres+redis"), "idle RSS", role.rss(), "MiB", rep);
+            role.emit_idle(&format!("{mode}, postgres+redis"), rep);
         }
     }
     Ok(())
