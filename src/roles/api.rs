@@ -42,8 +42,9 @@ fn local_url(addr: SocketAddr) -> String {
 pub async fn run(ctx: RoleContext, role: Role) -> Result<(), RoleError> {
     let migrate = role == Role::Standalone || ctx.settings.app.migration_enabled;
     let listener = bind(&ctx).await?;
-    let mut state = prepare(ctx.settings.clone(), migrate).await?;
-    state.runs_worker = role == Role::Standalone;
+    let mut shared = prepare(ctx.settings.clone(), migrate).await?;
+    shared.runs_worker = role == Role::Standalone;
+    let state = crate::http::AppState::new(shared);
     let local = listener.local_addr().map_err(RoleError::Serve)?;
     let url = local_url(local);
     tracing::info!(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::accounts::tokens::AuthStore;
 use crate::config::{Settings, Source};
-use crate::http::AppState;
+use crate::http::SharedState;
 use crate::infra::db::{Db, DbError, describe};
 use crate::infra::migrations::{self, MigrationError};
 use crate::infra::redis::{RedisConn, RedisProbe, RedisTarget};
@@ -96,7 +96,7 @@ pub async fn connect_db(settings: &Settings) -> Result<Db, RoleError> {
 }
 
 /// Opens every shared service a serving role needs and checks the schema.
-pub async fn prepare(settings: Arc<Settings>, migrate: bool) -> Result<AppState, RoleError> {
+pub async fn prepare(settings: Arc<Settings>, migrate: bool) -> Result<SharedState, RoleError> {
     let db = connect_db(&settings).await?;
     migrations::ensure_schema(&db, &settings, migrate).await?;
     let storage = Storage::open(&settings)?;
@@ -107,7 +107,7 @@ pub async fn prepare(settings: Arc<Settings>, migrate: bool) -> Result<AppState,
     let redis = RedisProbe::from_settings(&settings).map_err(RoleError::Redis)?;
     let auth = auth_store(&settings, &db).await?;
     tracing::debug!(database = %describe(&settings), storage = storage.root(), "services ready");
-    Ok(AppState {
+    Ok(SharedState {
         settings,
         db,
         redis: Arc::new(redis),

@@ -218,9 +218,10 @@ pub async fn start(ctx: RoleContext) -> Result<(), RoleError> {
             "cannot listen on {addr}: {error}. Change KILN_WORKER_HEALTH_PORT or DIFY_BIND_ADDRESS"
         ))
     })?;
-    let mut state = super::prepare(ctx.settings.clone(), ctx.settings.app.migration_enabled).await?;
+    let mut shared = super::prepare(ctx.settings.clone(), ctx.settings.app.migration_enabled).await?;
     let store = open_store(&ctx.settings).await?;
-    state.runs_worker = true;
+    shared.runs_worker = true;
+    let state = crate::http::AppState::new(shared);
     let _ = state.jobs.set(store.clone());
     let db = state.db.clone();
     let grace = ctx.settings.server.shutdown_grace_period.duration();
