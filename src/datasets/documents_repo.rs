@@ -370,36 +370,6 @@ pub async fn documents_hits(
     Ok(rows.into_iter().collect())
 }
 
-/// The document figures of each of these datasets, in one query (datasets without documents
-/// are absent).
-pub async fn dataset_stats(
-    db: &Db,
-    datasets: &[Uuid],
-) -> Result<std::collections::HashMap<Uuid, super::model::DocumentFigures>, RepoError> {
-    if datasets.is_empty() {
-        return Ok(Default::default());
-    }
-    let sql = format!(
-        "SELECT dataset_id, count(*), COALESCE(SUM(word_count), 0), \
-         COALESCE(SUM(CASE WHEN indexing_status = 'completed' AND enabled AND NOT archived THEN 1 ELSE 0 END), 0) \
-         FROM documents WHERE dataset_id IN ({}) GROUP BY dataset_id",
-        crate::infra::db::placeholders(1, datasets.len())
-    );
-    let rows: Vec<(Uuid, i64, i64, i64)> = on_db!(db, pool => {
-        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-        for id in datasets {
-            query = query.bind(*id);
-        }
-        query.fetch_all(pool).await?
-    });
-    Ok(rows
-        .into_iter()
-        .map(|(id, document_count, word_count, available_document_count)| {
-            (id, super::model::DocumentFigures { document_count, word_count, available_document_count })
-        })
-        .collect())
-}
-
 /// Segments of searchable documents that contain any of `keywords`, most matches first.
 pub async fn keyword_search(
     db: &Db,

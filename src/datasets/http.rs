@@ -65,11 +65,7 @@ pub(super) fn documents(state: &AppState) -> super::documents_service::Documents
 /// Dify's `DatasetDetail` of a dataset: its row, document figures and tags.
 pub(super) async fn dataset_json(state: &AppState, row: &DatasetRow) -> Result<Value, ApiError> {
     let id = row.dataset.id;
-    let figures = super::documents_repo::dataset_stats(&state.db, &[id])
-        .await
-        .map_err(DatasetsError::from)?
-        .remove(&id)
-        .unwrap_or_default();
+    let figures = super::repo::dataset_figures(&state.db, id).await.map_err(DatasetsError::from)?;
     let tags = super::tags::of_datasets(&state.db, &[id]).await.map_err(DatasetsError::from)?.remove(&id);
     let detail = row.dataset.detail(row.author_name.as_deref(), figures, tags.as_deref().unwrap_or_default());
     serde_json::to_value(detail).map_err(|error| {

@@ -145,6 +145,23 @@ pub async fn update_dataset(db: &Db, d: &Dataset) -> Result<(), RepoError> {
     Ok(())
 }
 
+/// [`DocumentFigures`] of the dataset `d`, as SELECT columns: the one definition the list
+/// and the detail share.
+const DOCUMENT_FIGURES: &str = "(SELECT count(*) FROM documents x WHERE x.dataset_id = d.id) AS document_count, \
+     (SELECT COALESCE(SUM(x.word_count), 0) FROM documents x WHERE x.dataset_id = d.id) AS word_count, \
+     (SELECT count(*) FROM documents x WHERE x.dataset_id = d.id \
+     AND x.indexing_status = 'completed' AND x.enabled AND NOT x.archived) AS available_document_count";
+
+/// The document figures of one dataset (zeros for an unknown id).
+pub async fn dataset_figures(db: &Db, id: Uuid) -> Result<DocumentFigures, RepoError> {
+    let sql = format!("SELECT {DOCUMENT_FIGURES} FROM datasets d WHERE d.id = $1");
+    let figures = on_db!(db, pool => sqlx::query_as::<_, DocumentFigures>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
+    Ok(figures.unwrap_or_default())
+}
+
 /// A dataset of this tenant (never another tenant's).
 pub async fn find_dataset(db: &Db, tenant_id: Uuid, id: Uuid) -> Result<Option<DatasetRow>, RepoError> {
     let sql = format!("{} WHERE d.id = $1 AND d.tenant_id = $2", dataset_select());
@@ -193,13 +210,7 @@ pub async fn list_datasets(
     };
     let filter =
         format!("d.tenant_id = $1 AND ($2 IS NULL OR lower(d.name) LIKE lower($2) ESCAPE '\\'){tag_filter}");
-    let documents = "FROM documents x WHERE x.dataset_id = d.id";
-    let figures = format!(
-        ", (SELECT count(*) {documents}) AS document_count, \
-         (SELECT COALESCE(SUM(x.word_count), 0) {documents}) AS word_count, \
-         (SELECT count(*) {documents} AND x.indexing_status = 'completed' AND x.enabled AND NOT x.archived) \
-         AS available_document_count, count(*) OVER () AS total"
-    );
+    let figures = format!(", {DOCUMENT_FIGURES}, count(*) OVER () AS total");
     let sql = format!(
         "{} WHERE {filter} ORDER BY d.created_at DESC, d.id {}",
         dataset_select_with(&figures),
