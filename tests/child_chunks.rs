@@ -26,12 +26,6 @@ fn contents(list: &Value) -> Vec<&str> {
     list.as_array().into_iter().flatten().filter_map(|c| c["content"].as_str()).collect()
 }
 
-async fn new_dataset(stack: &Stack, key: &str, name: &str) -> String {
-    let (status, dataset) = stack.v1(Method::POST, "/datasets", Some(key), Some(json!({"name": name}))).await;
-    assert_eq!(status, 200, "{dataset}");
-    dataset["id"].as_str().expect("id").to_owned()
-}
-
 /// Creates a document by text and waits for it; returns its id.
 async fn indexed_document(stack: &Stack, key: &str, ds: &str, body: Value) -> String {
     let path = format!("/datasets/{ds}/document/create-by-text");
@@ -44,7 +38,7 @@ async fn indexed_document(stack: &Stack, key: &str, ds: &str, body: Value) -> St
 async fn flow(stack: &Stack) {
     let mut owner = stack.owner().await;
     let key = new_key(&mut owner).await;
-    let ds = new_dataset(stack, &key, "Port").await;
+    let ds = stack.new_dataset(&key, "Port").await;
     let body = json!({"name": "Port guide", "text": TEXT, "indexing_technique": "economy",
                       "process_rule": hierarchical("paragraph")});
     let doc = indexed_document(stack, &key, &ds, body).await;
@@ -154,7 +148,7 @@ async fn flow(stack: &Stack) {
     );
 
     // full-doc: one parent holding every line; its max_tokens may be left out.
-    let ds2 = new_dataset(stack, &key, "Whole").await;
+    let ds2 = stack.new_dataset(&key, "Whole").await;
     let mut rule = hierarchical("full-doc");
     rule["rules"]["segmentation"] = json!({"separator": "\n\n"});
     let body =
@@ -182,7 +176,7 @@ async fn flow(stack: &Stack) {
         let (status, answer) = stack.v1(Method::POST, &create, Some(&key), Some(body.clone())).await;
         assert_eq!((status, answer["code"].as_str()), (400, Some(code)), "{body}: {answer}");
     }
-    let plain = new_dataset(stack, &key, "Plain").await;
+    let plain = stack.new_dataset(&key, "Plain").await;
     let body = json!({"name": "Flat", "text": "One line.\n\nTwo lines.", "indexing_technique": "economy"});
     let flat = indexed_document(stack, &key, &plain, body).await;
     let flat_segments = format!("/datasets/{plain}/documents/{flat}/segments");

@@ -177,9 +177,7 @@ async fn documents_flow(stack: &Stack) {
     use reqwest::Method;
     let mut owner = stack.owner().await;
     let key = new_key(&mut owner).await;
-    let (_, dataset) =
-        stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Handbook"}))).await;
-    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let ds = stack.new_dataset(&key, "Handbook").await;
 
     // The first document must say how to index; high_quality needs an embedding provider.
     let create_path = format!("/datasets/{ds}/document/create-by-text");
@@ -380,9 +378,7 @@ async fn segments_flow(stack: &Stack) {
     use reqwest::Method;
     let mut owner = stack.owner().await;
     let key = new_key(&mut owner).await;
-    let (_, dataset) =
-        stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Segments"}))).await;
-    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let ds = stack.new_dataset(&key, "Segments").await;
     let rule = json!({"mode": "custom", "rules": {"pre_processing_rules": [],
         "segmentation": {"separator": "\n\n", "max_tokens": 100, "chunk_overlap": 0}}});
     let body = json!({"name": "Notes", "text": "Alpha note.\n\nBeta note.", "indexing_technique": "economy", "process_rule": rule});
@@ -491,8 +487,7 @@ async fn metadata_flow(stack: &Stack) {
     use reqwest::Method;
     let mut owner = stack.owner().await;
     let key = new_key(&mut owner).await;
-    let (_, dataset) = stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Meta"}))).await;
-    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let ds = stack.new_dataset(&key, "Meta").await;
     let body = json!({"name": "Policy", "text": "Remote work is allowed on Fridays.", "indexing_technique": "economy"});
     let (_, created) = stack
         .v1(Method::POST, &format!("/datasets/{ds}/document/create-by-text"), Some(&key), Some(body))
@@ -630,8 +625,7 @@ async fn tags_flow(stack: &Stack) {
     use reqwest::Method;
     let mut owner = stack.owner().await;
     let key = new_key(&mut owner).await;
-    let (_, dataset) = stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Tagged"}))).await;
-    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let ds = stack.new_dataset(&key, "Tagged").await;
     let (status, tag) =
         stack.v1(Method::POST, "/datasets/tags", Some(&key), Some(json!({"name": "finance"}))).await;
     assert_eq!((status, tag["binding_count"].as_str()), (200, Some("0")), "{tag}");
@@ -741,8 +735,7 @@ async fn orphaned_records_and_files_are_listed_then_removed() {
     let stack = Stack::start(None).await;
     let mut owner = stack.owner().await;
     let key = new_key(&mut owner).await;
-    let (_, dataset) = stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Files"}))).await;
-    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let ds = stack.new_dataset(&key, "Files").await;
     let body = json!({"name": "Kept", "text": "A document that stays.", "indexing_technique": "economy"});
     let (_, created) = stack
         .v1(Method::POST, &format!("/datasets/{ds}/document/create-by-text"), Some(&key), Some(body))
@@ -811,9 +804,7 @@ async fn the_beat_disables_documents_of_unused_datasets() {
 
     let mut owner = stack.owner().await;
     let key = new_key(&mut owner).await;
-    let (_, dataset) =
-        stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Forgotten"}))).await;
-    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let ds = stack.new_dataset(&key, "Forgotten").await;
     let body = json!({"name": "Old", "text": "Nobody reads this any more.", "indexing_technique": "economy"});
     let (_, created) = stack
         .v1(Method::POST, &format!("/datasets/{ds}/document/create-by-text"), Some(&key), Some(body))
@@ -842,8 +833,7 @@ async fn the_beat_sweeps_orphaned_upload_files() {
     let stack = Stack::start_with(None, &extra).await;
     let mut owner = stack.owner().await;
     let key = new_key(&mut owner).await;
-    let (_, dataset) = stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Sweep"}))).await;
-    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let ds = stack.new_dataset(&key, "Sweep").await;
     let mut documents = Vec::new();
     for name in ["Kept", "Lost"] {
         let body = json!({"name": name, "text": format!("{name} text."), "indexing_technique": "economy"});
@@ -916,8 +906,7 @@ async fn documents_download_as_one_zip() {
     let stack = Stack::start(None).await;
     let mut owner = stack.owner().await;
     let key = new_key(&mut owner).await;
-    let (_, dataset) = stack.v1(Method::POST, "/datasets", Some(&key), Some(json!({"name": "Zip"}))).await;
-    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let ds = stack.new_dataset(&key, "Zip").await;
     let mut ids = Vec::new();
     for text in ["First notes.", "Second notes."] {
         let body = json!({"name": "Notes", "text": text, "indexing_technique": "economy"});

@@ -49,9 +49,7 @@ async fn retrieve(stack: &Stack, key: &str, dataset: &str, query: &str) -> Value
 async fn files_flow(stack: &Stack) {
     let mut owner = stack.owner().await;
     let key = new_key(&mut owner).await;
-    let (_, dataset) =
-        stack.v1(reqwest::Method::POST, "/datasets", Some(&key), Some(json!({"name": "Files"}))).await;
-    let ds = dataset["id"].as_str().expect("id").to_owned();
+    let ds = stack.new_dataset(&key, "Files").await;
     let rule = json!({"indexing_technique": "economy", "process_rule": {"mode": "automatic"}});
 
     // Bad uploads first: Dify's codes, nothing stored.

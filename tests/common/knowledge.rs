@@ -68,6 +68,14 @@ impl Stack {
     ) -> (u16, Value) {
         v1(&self.url, method, path, key, body).await
     }
+
+    /// Creates a dataset through /v1 with this key; returns its id.
+    pub async fn new_dataset(&self, key: &str, name: &str) -> String {
+        let (status, dataset) =
+            self.v1(reqwest::Method::POST, "/datasets", Some(key), Some(json!({"name": name}))).await;
+        assert_eq!(status, 200, "{dataset}");
+        dataset["id"].as_str().expect("id").to_owned()
+    }
 }
 
 pub async fn new_key(browser: &mut Browser) -> String {
